@@ -1,0 +1,49 @@
+"""oxanus_sync: background jobs for synchronous Python, backed by Redis."""
+
+from oxanus_sync.client import Client
+from oxanus_sync.config import Config, RunnerSettings
+from oxanus_sync.context import Context, JobMeta
+from oxanus_sync.errors import (
+    ConfigurationError,
+    EnqueueError,
+    OxanusError,
+    RedisUnavailableError,
+    RetryLater,
+    SerializationError,
+    UnknownJobTypeError,
+)
+from oxanus_sync.queue import Queue, QueueConfig, RetryPolicy
+from oxanus_sync.runner import DrainTimeoutError, Runner, RunnerStats
+from oxanus_sync.storage.records import DeadJob, ProcessRecord, QueueCounts
+from oxanus_sync.worker import Worker
+
+__version__ = "0.1.0"
+
+__all__ = [
+    # Enqueueing and inspecting
+    "Client",
+    # Running
+    "Config",
+    # Errors
+    "ConfigurationError",
+    # Declaring jobs and queues
+    "Context",
+    "DeadJob",
+    "DrainTimeoutError",
+    "EnqueueError",
+    "JobMeta",
+    "OxanusError",
+    "ProcessRecord",
+    "Queue",
+    "QueueConfig",
+    "QueueCounts",
+    "RedisUnavailableError",
+    "RetryLater",
+    "RetryPolicy",
+    "Runner",
+    "RunnerSettings",
+    "RunnerStats",
+    "SerializationError",
+    "UnknownJobTypeError",
+    "Worker",
+]

@@ -1,0 +1,107 @@
+"""`Config`: the queues and job types a Runner serves, and its timing settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TypeVar
+
+from oxanus_sync.client import Client
+from oxanus_sync.errors import ConfigurationError
+from oxanus_sync.queue import Queue
+from oxanus_sync.worker import Worker
+
+W = TypeVar("W", bound=type[Worker])
+
+
+@dataclass(frozen=True)
+class RunnerSettings:
+    """Timing and limits of a Runner process. Every duration is in seconds.
+
+    A job held by a Runner that dies is taken back by another Runner between `lease_s` and
+    `lease_s + heartbeat_interval_s` after the dead Runner's last heartbeat.
+    """
+
+    shutdown_timeout_s: float = 30.0
+    heartbeat_interval_s: float = 1.0
+    lease_s: float = 5.0
+    scheduler_interval_s: float = 0.05
+    block_timeout_s: float = 2.0
+    max_reclaims: int = 5
+    dead_max_jobs: int = 10_000
+    dead_max_age_s: float = 30 * 24 * 3600.0
+
+    def __post_init__(self) -> None:
+        for name in (
+            "shutdown_timeout_s",
+            "heartbeat_interval_s",
+            "lease_s",
+            "scheduler_interval_s",
+            "block_timeout_s",
+            "dead_max_age_s",
+        ):
+            value = getattr(self, name)
+            if not isinstance(value, int | float) or value <= 0:
+                raise ConfigurationError(
+                    f"{name} must be a positive number of seconds, got {value!r}"
+                )
+        if self.lease_s < 2 * self.heartbeat_interval_s:
+            raise ConfigurationError(
+                f"lease_s ({self.lease_s}) must be at least twice heartbeat_interval_s "
+                f"({self.heartbeat_interval_s}), or a live Runner could lose its jobs"
+            )
+        if self.max_reclaims < 0 or self.dead_max_jobs < 1:
+            raise ConfigurationError("max_reclaims must be 0 or more and dead_max_jobs 1 or more")
+
+
+class Config:
+    """The queues and job types that a Runner serves.
+
+    Example:
+        config = Config(client=Client.from_url("redis://localhost:6379/0"))
+        config.register_queue(Queue("emails", QueueConfig(concurrency=8)))
+        config.register(SendEmail)
+    """
+
+    def __init__(
+        self, *, client: Client | None = None, settings: RunnerSettings | None = None
+    ) -> None:
+        self.client = client
+        self.settings = settings or RunnerSettings()
+        self.queues: dict[str, Queue] = {}
+        self.job_types: dict[str, type[Worker]] = {}
+
+    def register_queue(self, queue: Queue) -> Queue:
+        """Serve `queue`; registering the same name with another policy is an error."""
+        if not isinstance(queue, Queue):
+            raise ConfigurationError(
+                f"expected a Queue, got {queue!r}; use Queue('name', QueueConfig(...))"
+            )
+        existing = self.queues.get(queue.name)
+        if existing is not None and existing != queue:
+            raise ConfigurationError(
+                f"queue {queue.name!r} is already registered with {existing.config}; "
+                f"register it once, not again with {queue.config}"
+            )
+        self.queues[queue.name] = queue
+        return queue
+
+    def register(self, job_type: W) -> W:
+        """Allow this Runner to execute `job_type`; usable as a class decorator."""
+        if not (isinstance(job_type, type) and issubclass(job_type, Worker)) or job_type is Worker:
+            raise ConfigurationError(f"expected a Worker subclass, got {job_type!r}")
+        existing = self.job_types.get(job_type.job_name)
+        if existing is not None and existing is not job_type:
+            raise ConfigurationError(
+                f"two job types share the name {job_type.job_name!r}: {existing.__module__}."
+                f"{existing.__qualname__} and {job_type.__module__}.{job_type.__qualname__}; "
+                "give one of them another job_name"
+            )
+        self.job_types[job_type.job_name] = job_type
+        return job_type
+
+    def validate(self) -> None:
+        """Raise `ConfigurationError` unless a Runner can start with this config."""
+        if not self.queues:
+            raise ConfigurationError("no queue registered: call config.register_queue(Queue(...))")
+        if not self.job_types:
+            raise ConfigurationError("no job type registered: call config.register(YourWorker)")

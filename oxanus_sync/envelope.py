@@ -1,0 +1,76 @@
+"""The payload stored for each job: a versioned JSON envelope with the job type and arguments.
+
+A payload is `{"v": 1, "type": "<job name>", "args": {...}}`. The job id, queue, attempt
+count and times live beside it in the job's Redis hash (see `oxanus_sync.storage.keys`), so the
+payload itself never changes after enqueue.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from oxanus_sync.errors import SerializationError
+from oxanus_sync.worker import Worker
+
+FORMAT_VERSION = 1
+
+_encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+_decoder = json.JSONDecoder()
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """A decoded payload: the job type's wire name and its arguments."""
+
+    job_type: str
+    args: dict[str, Any]
+
+
+def encode_job(job: Worker) -> str:
+    """Encode `job` as a payload, or raise `SerializationError` naming the argument at fault."""
+    args = job.to_args()
+    try:
+        return _encoder.encode({"v": FORMAT_VERSION, "type": job.job_name, "args": args})
+    except (TypeError, ValueError) as error:
+        raise SerializationError(_describe_bad_argument(job, args, error)) from error
+
+
+def decode_payload(payload: str | bytes) -> Envelope:
+    """Decode a stored payload, or raise `SerializationError` saying what is wrong with it."""
+    try:
+        text = payload.decode() if isinstance(payload, bytes) else payload
+        data = _decoder.decode(text)
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise SerializationError(f"payload is not valid JSON: {error}") from error
+
+    if not isinstance(data, dict):
+        raise SerializationError(
+            f"payload is not a job envelope: expected an object, got {data!r:.80}"
+        )
+    if data.get("v") != FORMAT_VERSION:
+        raise SerializationError(
+            f"payload format version {data.get('v')!r} is not supported "
+            f"(this release reads version {FORMAT_VERSION})"
+        )
+
+    job_type, args = data.get("type"), data.get("args")
+    if not isinstance(job_type, str) or not isinstance(args, dict):
+        raise SerializationError(
+            "payload is not a job envelope: 'type' must be a string and 'args' an object"
+        )
+    return Envelope(job_type, args)
+
+
+def _describe_bad_argument(job: Worker, args: dict[str, Any], error: Exception) -> str:
+    for name, value in args.items():
+        try:
+            _encoder.encode(value)
+        except (TypeError, ValueError):
+            return (
+                f"argument {name!r} of {job.job_name} cannot be stored as JSON: "
+                f"{type(value).__name__} value {value!r:.80}. Pass JSON types (str, int, float, "
+                "bool, None, list, dict) and convert other values in process()"
+            )
+    return f"arguments of {job.job_name} cannot be stored as JSON: {error}"

@@ -1,0 +1,39 @@
+"""The exception hierarchy: every error raised by oxanus_sync derives from `OxanusError`."""
+
+from __future__ import annotations
+
+
+class OxanusError(Exception):
+    """Base class of every error raised by oxanus_sync."""
+
+
+class ConfigurationError(OxanusError):
+    """A queue, job type, setting or connection was declared incorrectly."""
+
+
+class SerializationError(OxanusError):
+    """A job's arguments cannot be encoded as JSON, or a stored payload cannot be decoded."""
+
+
+class EnqueueError(OxanusError):
+    """A job could not be enqueued: invalid arguments, timing or destination."""
+
+
+class UnknownJobTypeError(OxanusError):
+    """A payload names a job type that this Runner has not registered."""
+
+
+class RedisUnavailableError(OxanusError):
+    """Redis could not be reached within the configured time."""
+
+
+class RetryLater(OxanusError):  # noqa: N818 - reads as an instruction, like dramatiq's Retry
+    """Raised by a job to ask for another attempt after `delay_s` seconds.
+
+    It is not logged as an error and counts against the job's retry limit like any failure.
+    """
+
+    def __init__(self, delay_s: float = 0.0, reason: str = "") -> None:
+        super().__init__(reason or f"retry requested in {delay_s:g}s")
+        self.delay_s = delay_s
+        self.reason = reason

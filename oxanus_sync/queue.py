@@ -1,0 +1,94 @@
+"""Queue declarations: a queue's name and the policy that every Runner applies to it."""
+
+from __future__ import annotations
+
+import random
+import re
+from dataclasses import dataclass, field
+
+from oxanus_sync.errors import ConfigurationError
+
+# Braces would change the Redis Cluster hash tag, and whitespace breaks the CLI's output.
+_QUEUE_NAME = re.compile(r"[A-Za-z0-9_.:#@/-]{1,200}")
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How many times a failed job is retried and how long each retry waits.
+
+    The delay before retry number `attempt` (1 for the first retry) is
+    `base_delay_s * factor ** (attempt - 1)`, capped at `max_delay_s`, then multiplied by a
+    random factor in `[1 - jitter, 1 + jitter]` so that jobs that failed together do not all
+    retry in the same instant.
+    """
+
+    max_retries: int = 3
+    base_delay_s: float = 1.0
+    factor: float = 2.0
+    max_delay_s: float = 3600.0
+    jitter: float = 0.2
+
+    def __post_init__(self) -> None:
+        _require(self.max_retries >= 0, f"max_retries must be 0 or more, got {self.max_retries}")
+        _require(self.base_delay_s >= 0, f"base_delay_s must be 0 or more, got {self.base_delay_s}")
+        _require(self.factor >= 1, f"factor must be 1 or more, got {self.factor}")
+        _require(self.max_delay_s >= 0, f"max_delay_s must be 0 or more, got {self.max_delay_s}")
+        _require(0 <= self.jitter <= 1, f"jitter must be between 0 and 1, got {self.jitter}")
+
+    def delay_s(self, attempt: int) -> float:
+        """Return the delay in seconds before retry number `attempt` (1-based)."""
+        exponent = max(attempt - 1, 0)
+        delay = min(self.max_delay_s, self.base_delay_s * self.factor**exponent)
+        return delay * random.uniform(1 - self.jitter, 1 + self.jitter)
+
+
+@dataclass(frozen=True)
+class QueueConfig:
+    """The policy of one queue: how many of its jobs a Runner process runs at once, and retries.
+
+    `concurrency` is per Runner process: three Runners with concurrency 8 run up to 24 jobs of
+    the queue at once.
+    """
+
+    concurrency: int = 1
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+
+    def __post_init__(self) -> None:
+        _require(
+            isinstance(self.concurrency, int) and self.concurrency >= 1,
+            f"concurrency must be a positive integer, got {self.concurrency!r}",
+        )
+
+
+@dataclass(frozen=True)
+class Queue:
+    """A named static queue and its policy.
+
+    Example:
+        emails = Queue("emails", QueueConfig(concurrency=8))
+    """
+
+    name: str
+    config: QueueConfig = field(default_factory=QueueConfig)
+
+    def __post_init__(self) -> None:
+        validate_queue_name(self.name)
+
+    @property
+    def concurrency(self) -> int:
+        return self.config.concurrency
+
+
+def validate_queue_name(name: object) -> str:
+    """Return `name` if it is a valid queue name, else raise `ConfigurationError`."""
+    if not isinstance(name, str) or not _QUEUE_NAME.fullmatch(name):
+        raise ConfigurationError(
+            f"invalid queue name {name!r}: use 1 to 200 letters, digits or the characters "
+            "_ . : # @ / - (no spaces or braces)"
+        )
+    return name
+
+
+def _require(condition: bool, message: str) -> None:
+    if not condition:
+        raise ConfigurationError(message)

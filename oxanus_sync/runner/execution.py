@@ -1,0 +1,283 @@
+"""Running one claimed job: decode it, call `process`, and record the outcome in one script call.
+
+Recording the outcome also claims the queue's next ready job for the same thread when the
+Runner is not stopping, so a busy queue costs one round trip per job.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import traceback
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from oxanus_sync.config import Config
+from oxanus_sync.context import Context, JobMeta
+from oxanus_sync.envelope import decode_payload
+from oxanus_sync.errors import RetryLater, SerializationError
+from oxanus_sync.queue import Queue
+from oxanus_sync.runner.counters import RunnerStats
+from oxanus_sync.storage.records import ClaimedJob
+from oxanus_sync.storage.store import Storage
+from oxanus_sync.worker import Worker
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    """How an attempt ended. `retry_delay_s` is None for success and for a dead job."""
+
+    succeeded: bool
+    error: dict[str, Any] | None = None
+    retry_delay_s: float | None = None
+
+
+class JobExecutor:
+    """Runs the claimed jobs of one queue on the queue's thread pool."""
+
+    def __init__(
+        self,
+        *,
+        queue: Queue,
+        config: Config,
+        storage: Storage,
+        process_id: str,
+        shared: object,
+        stats: RunnerStats,
+        stopping: threading.Event,
+    ) -> None:
+        self.queue = queue
+        self.config = config
+        self.storage = storage
+        self.process_id = process_id
+        self.shared = shared
+        self.stats = stats
+        self.stopping = stopping
+
+        # Guards `running`, the ids of jobs whose process() is executing now.
+        self._lock = threading.Lock()
+        self.running: set[str] = set()
+
+    def run_chain(self, job: ClaimedJob | None) -> None:
+        """Run `job`, then each next job claimed while recording the previous outcome."""
+        while job is not None:
+            if self.stopping.is_set():
+                self._give_back(job)
+                return
+            job = self._run_one(job)
+
+    def _give_back(self, job: ClaimedJob) -> None:
+        if self.storage.requeue(self.queue.name, self.process_id, job.id):
+            self.stats.add(requeued=1)
+            logger.info("job requeued unstarted at shutdown job_id=%s queue=%s", job.id, job.queue)
+
+    def _run_one(self, job: ClaimedJob) -> ClaimedJob | None:
+        started = time.monotonic()
+        with self._lock:
+            self.running.add(job.id)
+        try:
+            job_type, outcome = self._execute(job)
+        finally:
+            with self._lock:
+                self.running.discard(job.id)
+
+        duration_ms = (time.monotonic() - started) * 1000
+        claim_next = 0 if self.stopping.is_set() else 1
+        owned, next_jobs = self._record(job, outcome, claim_next)
+        self._log_outcome(job, job_type, outcome, owned, duration_ms)
+        return next_jobs[0] if next_jobs else None
+
+    def _execute(self, job: ClaimedJob) -> tuple[str, _Outcome]:
+        settings = self.config.settings
+        if job.reclaims > settings.max_reclaims:
+            reason = (
+                f"taken back {job.reclaims} times from Runners that stopped while running it "
+                f"(limit {settings.max_reclaims}); it may be crashing its Runner"
+            )
+            return "?", _dead("ReclaimLimitExceeded", reason)
+
+        try:
+            envelope = decode_payload(job.payload)
+        except SerializationError as error:
+            return "?", _dead("SerializationError", str(error))
+
+        job_type = self.config.job_types.get(envelope.job_type)
+        if job_type is None:
+            return envelope.job_type, self._unknown_type(job, envelope.job_type)
+
+        try:
+            instance = job_type.from_args(envelope.args)
+        except SerializationError as error:
+            return envelope.job_type, _dead("SerializationError", str(error))
+
+        return envelope.job_type, self._call(job, instance)
+
+    def _call(self, job: ClaimedJob, instance: Worker) -> _Outcome:
+        context = Context(shared=self.shared, meta=_meta(job, instance.job_name))
+        logger.debug(
+            "job started job_id=%s queue=%s type=%s attempt=%d",
+            job.id,
+            job.queue,
+            instance.job_name,
+            job.attempt + 1,
+        )
+        try:
+            instance.process(context)
+        except BaseException as error:  # noqa: BLE001 - a job's failure must never end the thread
+            return self._failure(job, instance, error)
+        return _Outcome(succeeded=True)
+
+    def _failure(self, job: ClaimedJob, instance: Worker, error: BaseException) -> _Outcome:
+        details = _error_details(error, job.attempt + 1)
+        if isinstance(error, RetryLater):
+            return self._retry_or_dead(job, instance, details, error.delay_s)
+        if not isinstance(error, instance.retry_on):
+            return _Outcome(succeeded=False, error=details)
+        return self._retry_or_dead(job, instance, details, None)
+
+    def _retry_or_dead(
+        self, job: ClaimedJob, instance: Worker, details: dict[str, Any], delay_s: float | None
+    ) -> _Outcome:
+        policy = self.queue.config.retry
+        max_retries = (
+            instance.max_retries if instance.max_retries is not None else policy.max_retries
+        )
+        retry_number = job.attempt + 1
+        if retry_number > max_retries:
+            return _Outcome(succeeded=False, error=details)
+
+        if delay_s is None:
+            delay_s = instance.retry_delay(retry_number)
+        if delay_s is None:
+            delay_s = policy.delay_s(retry_number)
+        return _Outcome(succeeded=False, error=details, retry_delay_s=max(delay_s, 0.0))
+
+    def _unknown_type(self, job: ClaimedJob, job_type: str) -> _Outcome:
+        # A Runner of an older release may meet a type that a newer one added: retry with the
+        # queue's backoff so that a Runner that knows the type can take it, then give up.
+        message = (
+            f"unknown job type {job_type!r}: this Runner has not registered it; "
+            "call config.register() with the Worker subclass of that name"
+        )
+        details = {
+            "type": "UnknownJobTypeError",
+            "message": message,
+            "traceback": "",
+            "attempt": job.attempt + 1,
+        }
+        policy = self.queue.config.retry
+        if job.attempt + 1 > policy.max_retries:
+            return _Outcome(succeeded=False, error=details)
+        return _Outcome(
+            succeeded=False, error=details, retry_delay_s=policy.delay_s(job.attempt + 1)
+        )
+
+    def _record(
+        self, job: ClaimedJob, outcome: _Outcome, claim_next: int
+    ) -> tuple[bool, list[ClaimedJob]]:
+        if outcome.succeeded:
+            return self.storage.ack(self.queue.name, self.process_id, job.id, claim_next)
+
+        settings = self.config.settings
+        delay_ms = None if outcome.retry_delay_s is None else round(outcome.retry_delay_s * 1000)
+        return self.storage.fail(
+            self.queue.name,
+            self.process_id,
+            job.id,
+            retry_delay_ms=delay_ms,
+            error=outcome.error or {},
+            claim_next=claim_next,
+            dead_max_jobs=settings.dead_max_jobs,
+            dead_max_age_ms=round(settings.dead_max_age_s * 1000),
+        )
+
+    def _log_outcome(
+        self, job: ClaimedJob, job_type: str, outcome: _Outcome, owned: bool, duration_ms: float
+    ) -> None:
+        attempt = job.attempt + 1
+        if not owned:
+            self.stats.add(lost=1)
+            logger.warning(
+                "job result discarded job_id=%s queue=%s type=%s attempt=%d: this process no "
+                "longer owned the job (its lease expired or shutdown returned it to the queue), "
+                "so another attempt will run",
+                job.id,
+                job.queue,
+                job_type,
+                attempt,
+            )
+            return
+
+        if outcome.succeeded:
+            self.stats.add(processed=1, succeeded=1)
+            logger.info(
+                "job succeeded job_id=%s queue=%s type=%s attempt=%d duration_ms=%.1f",
+                job.id,
+                job.queue,
+                job_type,
+                attempt,
+                duration_ms,
+            )
+            return
+
+        error = outcome.error or {}
+        summary = f"{error.get('type')}: {error.get('message')}"
+        if outcome.retry_delay_s is not None:
+            self.stats.add(processed=1, failed=1, retried=1)
+            logger.warning(
+                "job failed, retrying in %.1fs job_id=%s queue=%s type=%s attempt=%d error=%s",
+                outcome.retry_delay_s,
+                job.id,
+                job.queue,
+                job_type,
+                attempt,
+                summary,
+            )
+        else:
+            self.stats.add(processed=1, failed=1, dead=1)
+            logger.error(
+                "job dead job_id=%s queue=%s type=%s attempt=%d error=%s\n%s",
+                job.id,
+                job.queue,
+                job_type,
+                attempt,
+                summary,
+                error.get("traceback", ""),
+            )
+
+
+def _dead(error_type: str, message: str) -> _Outcome:
+    return _Outcome(
+        succeeded=False, error={"type": error_type, "message": message, "traceback": ""}
+    )
+
+
+def _error_details(error: BaseException, attempt: int) -> dict[str, Any]:
+    kind = type(error)
+    return {
+        "type": f"{kind.__module__}.{kind.__qualname__}",
+        "message": str(error),
+        "traceback": "".join(traceback.format_exception(error)),
+        "attempt": attempt,
+        "at": time.time(),
+    }
+
+
+def _meta(job: ClaimedJob, job_type: str) -> JobMeta:
+    return JobMeta(
+        id=job.id,
+        queue=job.queue,
+        job_type=job_type,
+        attempt=job.attempt + 1,
+        reclaims=job.reclaims,
+        enqueued_at=_datetime(job.enqueued_at_ms),
+        scheduled_at=_datetime(job.due_at_ms),
+    )
+
+
+def _datetime(ms: int | None) -> datetime | None:
+    return None if ms is None else datetime.fromtimestamp(ms / 1000, UTC)

@@ -1,0 +1,123 @@
+"""`Fetcher`: claims jobs of one queue into this process, never more than the pool has room for."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import redis
+
+from oxanus_sync.runner.execution import JobExecutor
+from oxanus_sync.runner.service import Service
+from oxanus_sync.storage.records import ClaimedJob
+from oxanus_sync.storage.store import Storage
+
+logger = logging.getLogger(__name__)
+
+# Jobs claimed in one script call when a queue has a backlog and several slots are free.
+MAX_BATCH = 32
+
+
+class Fetcher(Service):
+    """The claiming thread of one queue, feeding the queue's `ThreadPoolExecutor`.
+
+    A slot of `slots` is taken for every claimed job and given back when the pool thread that
+    ran it has no next job. With a backlog it claims as many jobs as there are free slots in one
+    script call; with an empty queue it blocks in BLMOVE on its own connection.
+    """
+
+    def __init__(
+        self,
+        *,
+        executor: JobExecutor,
+        storage: Storage,
+        process_id: str,
+        block_timeout_s: float,
+        connection_name: str,
+    ) -> None:
+        queue = executor.queue
+        super().__init__(name=f"oxanus-fetch-{queue.name}")
+        self.executor = executor
+        self.storage = storage
+        self.process_id = process_id
+        self.block_timeout_s = block_timeout_s
+        self.connection_name = connection_name
+        self.slots = threading.BoundedSemaphore(queue.concurrency)
+        self.pool = ThreadPoolExecutor(
+            max_workers=queue.concurrency, thread_name_prefix=f"oxanus-{queue.name}"
+        )
+        self._blocking: redis.Redis | None = None
+
+        # Guards `busy`, the number of claimed jobs not yet finished.
+        self._busy_lock = threading.Lock()
+        self.busy = 0
+
+    def step(self) -> None:
+        if not self.slots.acquire(timeout=0.1):
+            return
+        held = 1 + self._take_free_slots(min(self.executor.queue.concurrency, MAX_BATCH) - 1)
+
+        jobs: list[ClaimedJob] = []
+        try:
+            if not self.stopped.is_set():
+                jobs = self.storage.claim(self.executor.queue.name, self.process_id, held)
+                if not jobs and not self.stopped.is_set():
+                    jobs = self._wait_for_one()
+        finally:
+            for _ in range(held - len(jobs)):
+                self.slots.release()
+
+        for job in jobs:
+            self._submit(job)
+
+    def _take_free_slots(self, wanted: int) -> int:
+        taken = 0
+        while taken < wanted and self.slots.acquire(blocking=False):
+            taken += 1
+        return taken
+
+    def _wait_for_one(self) -> list[ClaimedJob]:
+        if self._blocking is None:
+            self._blocking = self.storage.blocking_client(
+                self.connection_name, self.block_timeout_s
+            )
+        try:
+            job = self.storage.blocking_claim(
+                self._blocking, self.executor.queue.name, self.process_id, self.block_timeout_s
+            )
+        except redis.RedisError:
+            self._close_blocking()
+            raise
+        return [job] if job is not None else []
+
+    def _submit(self, job: ClaimedJob) -> None:
+        with self._busy_lock:
+            self.busy += 1
+        self.pool.submit(self._run, job)
+
+    def _run(self, job: ClaimedJob) -> None:
+        try:
+            self.executor.run_chain(job)
+        except Exception:
+            # The job's own errors are handled inside run_chain; this is Redis failing while
+            # recording the outcome. The job stays in the processing list, covered by the lease.
+            logger.exception(
+                "could not record the outcome of job_id=%s queue=%s; it stays claimed by this "
+                "process and runs again after a restart or reclaim",
+                job.id,
+                job.queue,
+            )
+        finally:
+            with self._busy_lock:
+                self.busy -= 1
+            self.slots.release()
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=False, cancel_futures=False)
+        self._close_blocking()
+
+    def _close_blocking(self) -> None:
+        if self._blocking is not None:
+            self._blocking.close()
+            self._blocking = None

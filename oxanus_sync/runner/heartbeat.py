@@ -1,0 +1,97 @@
+"""`Heartbeat`: renews this process's leases and takes back the jobs of dead processes."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import time
+from collections.abc import Callable, Sequence
+
+from oxanus_sync.config import RunnerSettings
+from oxanus_sync.runner.service import Service
+from oxanus_sync.storage.store import Storage
+
+logger = logging.getLogger(__name__)
+
+# Jobs moved back per queue in one reclaim call; the next beat continues with the rest.
+RECLAIM_BATCH = 1000
+
+
+class Heartbeat(Service):
+    """Every `heartbeat_interval_s`, renews this process's lease on each queue it serves and
+    moves the jobs of processes whose lease expired back to their ready lists.
+
+    It keeps running while a graceful shutdown drains jobs, and stops last.
+    """
+
+    def __init__(
+        self,
+        *,
+        storage: Storage,
+        process_id: str,
+        queues: Sequence[str],
+        settings: RunnerSettings,
+        busy: Callable[[], int],
+        concurrency: int,
+    ) -> None:
+        super().__init__(name="oxanus-heartbeat")
+        self.storage = storage
+        self.process_id = process_id
+        self.queues = list(queues)
+        self.settings = settings
+        self.busy = busy
+        self.started_at_ms = int(time.time() * 1000)
+        self.concurrency = concurrency
+        self.beats = 0
+        self.thread_failures: Callable[[], dict[str, str]] = dict
+
+    def beat(self) -> None:
+        """Renew the leases once; called before any fetcher starts, then by the thread."""
+        info: dict[str, str | int] = {
+            "id": self.process_id,
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "queues": json.dumps(self.queues),
+            "concurrency": self.concurrency,
+            "busy": self.busy(),
+            "started_at": self.started_at_ms,
+            "last_beat": int(time.time() * 1000),
+            "failing": json.dumps(self.thread_failures()),
+        }
+        lease_ms = round(self.settings.lease_s * 1000)
+        existed = self.storage.heartbeat(self.process_id, self.queues, lease_ms, info)
+
+        if self.beats > 0:
+            for queue, had_lease in zip(self.queues, existed, strict=True):
+                if not had_lease:
+                    logger.error(
+                        "lease on queue %s was lost process_id=%s: no heartbeat reached Redis "
+                        "for over %.1fs, so other Runners may have taken this process's jobs; "
+                        "their results here will be discarded",
+                        queue,
+                        self.process_id,
+                        self.settings.lease_s,
+                    )
+        self.beats += 1
+
+    def step(self) -> None:
+        self.stopped.wait(self.settings.heartbeat_interval_s)
+        if self.stopped.is_set():
+            return
+        self.beat()
+        self.reclaim()
+
+    def reclaim(self) -> None:
+        forget_after_ms = round(
+            (self.settings.block_timeout_s + self.settings.lease_s) * 1000 + 60_000
+        )
+        moved = self.storage.reclaim(self.queues, forget_after_ms, RECLAIM_BATCH)
+        for queue, job_ids in moved.items():
+            logger.warning(
+                "reclaimed %d jobs of stopped Runners queue=%s job_ids=%s",
+                len(job_ids),
+                queue,
+                ",".join(job_ids[:20]),
+            )

@@ -1,0 +1,57 @@
+"""`Service`: a supervised background thread that repeats one step until it is stopped."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+import redis
+
+logger = logging.getLogger(__name__)
+
+_FIRST_BACKOFF_S = 0.1
+_MAX_BACKOFF_S = 10.0
+
+
+class Service(threading.Thread):
+    """A daemon thread that calls `step()` until `stop()`.
+
+    An exception from `step()` is logged with the thread's name and the step runs again after
+    a backoff that doubles up to 10 s, so that a Redis outage or a bug never ends the thread
+    silently. `failures` counts consecutive failed steps (0 when healthy).
+    """
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name=name, daemon=True)
+        self.stopped = threading.Event()
+        self.failures = 0
+        self.last_error = ""
+
+    def step(self) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        self.stopped.set()
+
+    def run(self) -> None:
+        backoff = _FIRST_BACKOFF_S
+        while not self.stopped.is_set():
+            try:
+                self.step()
+            except redis.RedisError as error:
+                self._record_failure(error)
+                logger.warning("%s: Redis error, retrying in %.1fs: %r", self.name, backoff, error)
+            except Exception as error:
+                self._record_failure(error)
+                logger.exception("%s: unexpected error, restarting in %.1fs", self.name, backoff)
+            else:
+                self.failures = 0
+                backoff = _FIRST_BACKOFF_S
+                continue
+
+            self.stopped.wait(backoff)
+            backoff = min(backoff * 2, _MAX_BACKOFF_S)
+
+    def _record_failure(self, error: Exception) -> None:
+        self.failures += 1
+        self.last_error = repr(error)[:200]

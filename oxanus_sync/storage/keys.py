@@ -1,0 +1,101 @@
+"""The Redis key schema: every key oxanus_sync reads or writes is built here.
+
+`P` is the namespace (default "oxanus") and `Q` a queue name. Every key of a queue carries the
+hash tag `{Q}`, so all of them live in one Redis Cluster slot and one Lua script can change any
+of them atomically. Times are milliseconds since the epoch on the Redis server's clock.
+
+Per queue:
+
+| key                         | type | contents                                                   |
+|-----------------------------|------|------------------------------------------------------------|
+| `P:{Q}:ready`               | LIST | ids of jobs ready to run; pushed at the head, taken from  |
+|                             |      | the tail, so the tail is the oldest                        |
+| `P:{Q}:processing:<proc>`   | LIST | ids that Runner process `<proc>` has claimed and not yet  |
+|                             |      | finished                                                   |
+| `P:{Q}:leases`              | ZSET | process id -> time its lease on this queue expires         |
+| `P:{Q}:scheduled`           | ZSET | job id -> due time, for jobs enqueued with a delay         |
+| `P:{Q}:retry`               | ZSET | job id -> due time, for failed jobs waiting to retry       |
+| `P:{Q}:dead`                | ZSET | job id -> time it went dead                                |
+| `P:{Q}:stats`               | HASH | counters: processed, succeeded, failed, retried, dead      |
+| `P:{Q}:job:<id>`            | HASH | one job, fields below                                      |
+
+Fields of a job hash: `payload` (the JSON envelope, never rewritten), `enqueued_at`,
+`ready_at` (when it last entered the ready list), `due_at` (scheduled or retry time),
+`attempt` (failed attempts so far), `reclaims` (times taken back from a dead process),
+`error` (JSON of the last error: type, message, traceback, at), `dead_at`.
+
+A job exists exactly while its hash exists; the lists and sets hold only ids. A job is in one
+place at a time: the ready list, one processing list, the scheduled or retry set, or the dead
+set. Scripts that find an id whose hash is gone drop the id.
+
+Global:
+
+| key                   | type | contents                                                         |
+|-----------------------|------|------------------------------------------------------------------|
+| `P:queues`            | SET  | names of queues that a Runner served or a Client enqueued to     |
+| `P:processes`         | ZSET | Runner process id -> start time                                  |
+| `P:process:<proc>`    | HASH | host, pid, queues, concurrency, busy, started_at, last_beat; it |
+|                       |      | expires when the process stops heartbeating                      |
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+DEFAULT_NAMESPACE = "oxanus"
+
+
+@dataclass(frozen=True)
+class QueueKeys:
+    """The keys of one queue."""
+
+    queue: str
+    ready: str
+    leases: str
+    scheduled: str
+    retry: str
+    dead: str
+    stats: str
+    job_prefix: str
+    processing_prefix: str
+
+    @classmethod
+    def build(cls, namespace: str, queue: str) -> QueueKeys:
+        base = f"{namespace}:{{{queue}}}:"
+        return cls(
+            queue=queue,
+            ready=base + "ready",
+            leases=base + "leases",
+            scheduled=base + "scheduled",
+            retry=base + "retry",
+            dead=base + "dead",
+            stats=base + "stats",
+            job_prefix=base + "job:",
+            processing_prefix=base + "processing:",
+        )
+
+    def job(self, job_id: str) -> str:
+        return self.job_prefix + job_id
+
+    def processing(self, process_id: str) -> str:
+        return self.processing_prefix + process_id
+
+
+@dataclass(frozen=True)
+class GlobalKeys:
+    """The keys shared by every queue of a namespace."""
+
+    queues: str
+    processes: str
+    process_prefix: str
+
+    @classmethod
+    def build(cls, namespace: str) -> GlobalKeys:
+        return cls(
+            queues=f"{namespace}:queues",
+            processes=f"{namespace}:processes",
+            process_prefix=f"{namespace}:process:",
+        )
+
+    def process(self, process_id: str) -> str:
+        return self.process_prefix + process_id

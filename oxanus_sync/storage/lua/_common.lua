@@ -1,0 +1,54 @@
+-- Shared helpers, prepended by the loader to every script that starts with "--! include _common.lua".
+
+-- Current time in milliseconds on the Redis server's clock.
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+-- Move up to `count` ids from the tail of `ready` to the head of `processing` and return, for
+-- each job, its id followed by the job hash fields payload, attempt, reclaims, enqueued_at and
+-- due_at. An id whose hash is gone (the job was deleted) is dropped on the way.
+local function claim_jobs(ready, processing, job_prefix, count)
+  local claimed = {}
+  local taken, scanned = 0, 0
+  while taken < count and scanned < count * 4 + 10 do
+    scanned = scanned + 1
+    local id = redis.call('LMOVE', ready, processing, 'RIGHT', 'LEFT')
+    if not id then
+      break
+    end
+
+    local fields = redis.call('HMGET', job_prefix .. id,
+      'payload', 'attempt', 'reclaims', 'enqueued_at', 'due_at')
+    if fields[1] then
+      claimed[#claimed + 1] = id
+      for i = 1, 5 do
+        claimed[#claimed + 1] = fields[i]
+      end
+      taken = taken + 1
+    else
+      redis.call('LREM', processing, 1, id)
+    end
+  end
+  return claimed
+end
+
+-- Drop dead jobs older than `max_age_ms` and the oldest beyond `max_count`, at most 100 a call
+-- so that one call stays short; later calls finish the work.
+local function trim_dead(dead, job_prefix, now, max_count, max_age_ms)
+  local victims = redis.call('ZRANGEBYSCORE', dead, '-inf', now - max_age_ms, 'LIMIT', 0, 100)
+  local excess = redis.call('ZCARD', dead) - #victims - max_count
+  if excess > 0 then
+    local oldest = redis.call('ZRANGE', dead, #victims, #victims + math.min(excess, 100) - 1)
+    for _, id in ipairs(oldest) do
+      victims[#victims + 1] = id
+    end
+  end
+
+  for _, id in ipairs(victims) do
+    redis.call('DEL', job_prefix .. id)
+    redis.call('ZREM', dead, id)
+  end
+  return #victims
+end

@@ -1,0 +1,16 @@
+--! include _common.lua
+-- Finish a job that succeeded, then claim up to ARGV[2] more for the same process.
+--
+-- KEYS[1] processing list, KEYS[2] job hash, KEYS[3] stats hash, KEYS[4] ready list.
+-- ARGV[1] job id, ARGV[2] how many jobs to claim next, ARGV[3] job key prefix.
+-- Returns {1, claimed} or {0, {}} when the id was no longer in the processing list: the
+-- process's lease expired and another process took the job back, so this run must not count.
+
+if redis.call('LREM', KEYS[1], -1, ARGV[1]) == 0 then
+  return {0, {}}
+end
+
+redis.call('DEL', KEYS[2])
+redis.call('HINCRBY', KEYS[3], 'processed', 1)
+redis.call('HINCRBY', KEYS[3], 'succeeded', 1)
+return {1, claim_jobs(KEYS[4], KEYS[1], ARGV[3], tonumber(ARGV[2]))}

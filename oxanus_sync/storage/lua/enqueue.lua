@@ -1,0 +1,39 @@
+--! include _common.lua
+-- Create jobs and put them in the ready list, or in the scheduled set when they are due later.
+--
+-- KEYS[1] ready list, KEYS[2] scheduled set, KEYS[3..] the job hash of each job, in order.
+-- ARGV[1] "now", "in" (ARGV[2] is a delay in ms) or "at" (ARGV[2] is a due time in ms);
+-- ARGV[3..] pairs of job id and payload.
+-- Returns one code per job: 1 created, 0 not created because a job with that id exists.
+
+local now = now_ms()
+local due = now
+if ARGV[1] == 'in' then
+  due = now + tonumber(ARGV[2])
+elseif ARGV[1] == 'at' then
+  due = tonumber(ARGV[2])
+end
+
+local outcomes = {}
+local ready_ids = {}
+for i = 3, #ARGV, 2 do
+  local id, payload = ARGV[i], ARGV[i + 1]
+  local job_key = KEYS[3 + (i - 3) / 2]
+
+  if redis.call('EXISTS', job_key) == 1 then
+    outcomes[#outcomes + 1] = 0
+  elseif due <= now then
+    redis.call('HSET', job_key, 'payload', payload, 'enqueued_at', now, 'ready_at', now)
+    ready_ids[#ready_ids + 1] = id
+    outcomes[#outcomes + 1] = 1
+  else
+    redis.call('HSET', job_key, 'payload', payload, 'enqueued_at', now, 'due_at', due)
+    redis.call('ZADD', KEYS[2], due, id)
+    outcomes[#outcomes + 1] = 1
+  end
+end
+
+if #ready_ids > 0 then
+  redis.call('LPUSH', KEYS[1], unpack(ready_ids))
+end
+return outcomes

@@ -1,0 +1,88 @@
+"""Loading the Lua scripts from `lua/` and calling them with EVALSHA.
+
+A script whose first line is `--! include NAME` gets the file NAME prepended, so that shared
+helpers live in one file. Each script is sent to Redis once with SCRIPT LOAD and then called by
+its SHA1; when Redis answers NOSCRIPT (after a restart or SCRIPT FLUSH) it is loaded again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from importlib import resources
+from typing import Any
+
+import redis
+from redis.exceptions import NoScriptError
+
+_INCLUDE = "--! include "
+
+KeyOrArg = str | bytes | int | float
+
+
+class Script:
+    """One Lua script, addressed by its SHA1."""
+
+    def __init__(self, name: str, source: str) -> None:
+        self.name = name
+        self.source = source
+        self.sha = hashlib.sha1(source.encode()).hexdigest()
+
+    def __call__(
+        self, client: redis.Redis, keys: Sequence[KeyOrArg], args: Sequence[KeyOrArg]
+    ) -> Any:
+        try:
+            return client.evalsha(self.sha, len(keys), *keys, *args)
+        except NoScriptError:
+            client.script_load(self.source)
+            return client.evalsha(self.sha, len(keys), *keys, *args)
+
+    def queue_in(self, pipe: Any, keys: Sequence[KeyOrArg], args: Sequence[KeyOrArg]) -> None:
+        """Add a call to a pipeline; run the pipeline with `execute_pipeline`."""
+        pipe.evalsha(self.sha, len(keys), *keys, *args)
+
+
+def execute_pipeline(client: redis.Redis, pipe: Any, scripts: Sequence[Script]) -> list[Any]:
+    """Execute a non-transactional pipeline, loading any script that Redis did not know.
+
+    Only the commands that failed with NOSCRIPT are sent again: Redis rejected them before
+    running them, so nothing runs twice. Any other error is raised.
+    """
+    commands = list(pipe.command_stack)
+    results: list[Any] = pipe.execute(raise_on_error=False)
+    missing = [i for i, result in enumerate(results) if isinstance(result, NoScriptError)]
+    if missing:
+        for script in scripts:
+            client.script_load(script.source)
+        retry = client.pipeline(transaction=False)
+        for i in missing:
+            args, options = commands[i]
+            retry.execute_command(*args, **options)  # type: ignore[no-untyped-call]
+        for i, result in zip(missing, retry.execute(raise_on_error=False), strict=True):
+            results[i] = result
+
+    for result in results:
+        if isinstance(result, Exception):
+            raise result
+    return results
+
+
+def load_scripts() -> dict[str, Script]:
+    """Read every script under `lua/`, resolving includes; names are file names without `.lua`."""
+    folder = resources.files("oxanus_sync.storage") / "lua"
+    texts = {
+        entry.name: entry.read_text(encoding="utf-8")
+        for entry in folder.iterdir()
+        if entry.name.endswith(".lua")
+    }
+
+    scripts = {}
+    for file_name, text in texts.items():
+        if file_name.startswith("_"):
+            continue
+        first_line, _, rest = text.partition("\n")
+        if first_line.startswith(_INCLUDE):
+            text = texts[first_line[len(_INCLUDE) :].strip()] + "\n" + rest
+        name = file_name.removesuffix(".lua")
+        scripts[name] = Script(name, text)
+    return scripts

@@ -1,0 +1,414 @@
+"""`Storage`: the only code that talks to Redis. It knows keys and scripts, not threads."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import redis
+
+from oxanus_sync.storage.keys import GlobalKeys, QueueKeys
+from oxanus_sync.storage.records import ClaimedJob, DeadJob, ProcessRecord, QueueCounts
+from oxanus_sync.storage.scripts import execute_pipeline, load_scripts
+
+# Jobs per enqueue script call; bounded because Lua's unpack() has a stack limit near 8,000.
+ENQUEUE_CHUNK = 1000
+
+_CLAIM_WIDTH = 6  # id plus the five job hash fields returned by claim_jobs in _common.lua
+_SCRIPTS = load_scripts()
+
+
+class Storage:
+    """Redis operations of one namespace, each one round trip."""
+
+    def __init__(self, client: redis.Redis, namespace: str) -> None:
+        self.redis = client
+        self.namespace = namespace
+        self.global_keys = GlobalKeys.build(namespace)
+        self._queue_keys: dict[str, QueueKeys] = {}
+        self._script = _SCRIPTS
+
+    def keys(self, queue: str) -> QueueKeys:
+        found = self._queue_keys.get(queue)
+        if found is None:
+            found = self._queue_keys[queue] = QueueKeys.build(self.namespace, queue)
+        return found
+
+    # Enqueue
+
+    def enqueue(
+        self, queue: str, jobs: Sequence[tuple[str, str]], when: tuple[str, int]
+    ) -> list[int]:
+        """Create `(id, payload)` jobs in `queue`; return 1 per created job, 0 per existing id.
+
+        `when` is ("now", 0), ("in", delay_ms) or ("at", due_ms). All chunks go in one pipeline.
+        """
+        keys = self.keys(queue)
+        script = self._script["enqueue"]
+        pipe = self.redis.pipeline(transaction=False)
+        for start in range(0, len(jobs), ENQUEUE_CHUNK):
+            chunk = jobs[start : start + ENQUEUE_CHUNK]
+            job_keys = [keys.job(job_id) for job_id, _ in chunk]
+            args: list[str | int] = [when[0], when[1]]
+            for job_id, payload in chunk:
+                args += (job_id, payload)
+            script.queue_in(pipe, [keys.ready, keys.scheduled, *job_keys], args)
+
+        outcomes: list[int] = []
+        for result in execute_pipeline(self.redis, pipe, [script]):
+            outcomes.extend(int(code) for code in result)
+        return outcomes
+
+    def register_queues(self, queues: Iterable[str]) -> None:
+        names = list(queues)
+        if names:
+            self.redis.sadd(self.global_keys.queues, *names)
+
+    def known_queues(self) -> list[str]:
+        return sorted(_text(name) for name in self.redis.smembers(self.global_keys.queues))
+
+    # Claim and finish
+
+    def claim(self, queue: str, process_id: str, count: int) -> list[ClaimedJob]:
+        keys = self.keys(queue)
+        raw = self._script["claim"](
+            self.redis, [keys.ready, keys.processing(process_id)], [count, keys.job_prefix]
+        )
+        return _parse_claimed(queue, raw)
+
+    def blocking_claim(
+        self, connection: redis.Redis, queue: str, process_id: str, timeout_s: float
+    ) -> ClaimedJob | None:
+        """Wait up to `timeout_s` for one job with BLMOVE on `connection`, a dedicated client."""
+        keys = self.keys(queue)
+        processing = keys.processing(process_id)
+        reply = connection.blmove(keys.ready, processing, timeout_s, "RIGHT", "LEFT")  # type: ignore[arg-type]
+        if reply is None:
+            return None
+
+        job_id = _text(reply)
+        fields = connection.hmget(
+            keys.job_prefix + job_id,
+            ["payload", "attempt", "reclaims", "enqueued_at", "due_at"],
+        )
+        if fields[0] is None:
+            connection.lrem(processing, 1, job_id)
+            return None
+        return _parse_claimed(queue, [reply, *fields])[0]
+
+    def ack(
+        self, queue: str, process_id: str, job_id: str, claim_next: int
+    ) -> tuple[bool, list[ClaimedJob]]:
+        """Finish a succeeded job; return whether this process still owned it, and next jobs."""
+        keys = self.keys(queue)
+        owned, raw = self._script["ack"](
+            self.redis,
+            [keys.processing(process_id), keys.job(job_id), keys.stats, keys.ready],
+            [job_id, claim_next, keys.job_prefix],
+        )
+        return bool(owned), _parse_claimed(queue, raw)
+
+    def fail(
+        self,
+        queue: str,
+        process_id: str,
+        job_id: str,
+        *,
+        retry_delay_ms: int | None,
+        error: dict[str, Any],
+        claim_next: int,
+        dead_max_jobs: int,
+        dead_max_age_ms: int,
+    ) -> tuple[bool, list[ClaimedJob]]:
+        """Record a failed attempt: retry after `retry_delay_ms`, or dead when it is None."""
+        keys = self.keys(queue)
+        mode = "dead" if retry_delay_ms is None else "retry"
+        owned, raw = self._script["fail"](
+            self.redis,
+            [
+                keys.processing(process_id),
+                keys.job(job_id),
+                keys.stats,
+                keys.ready,
+                keys.retry,
+                keys.dead,
+            ],
+            [
+                job_id,
+                mode,
+                max(retry_delay_ms or 0, 0),
+                json.dumps(error),
+                claim_next,
+                keys.job_prefix,
+                dead_max_jobs,
+                dead_max_age_ms,
+            ],
+        )
+        return bool(owned), _parse_claimed(queue, raw)
+
+    def requeue(self, queue: str, process_id: str, job_id: str) -> bool:
+        keys = self.keys(queue)
+        moved = self._script["requeue"](
+            self.redis, [keys.processing(process_id), keys.ready, keys.job(job_id)], [job_id]
+        )
+        return bool(moved)
+
+    # Scheduling, leases and reclaim
+
+    def promote_due(self, queues: Sequence[str], limit: int) -> list[tuple[int, int, int]]:
+        """Move due scheduled and retry jobs to ready.
+
+        Returns, per queue, (jobs moved, earliest due time left or -1, server time) in ms.
+        """
+        script = self._script["promote"]
+        pipe = self.redis.pipeline(transaction=False)
+        for queue in queues:
+            keys = self.keys(queue)
+            script.queue_in(
+                pipe, [keys.ready, keys.scheduled, keys.retry], [keys.job_prefix, limit]
+            )
+        results = execute_pipeline(self.redis, pipe, [script])
+        return [(int(moved), int(next_due), int(now)) for moved, next_due, now in results]
+
+    def heartbeat(
+        self, process_id: str, queues: Sequence[str], lease_ms: int, info: dict[str, str | int]
+    ) -> list[bool]:
+        """Renew this process's lease on each queue and its registry entry, in one round trip.
+
+        Returns, per queue, whether the lease existed before this beat.
+        """
+        script = self._script["lease"]
+        process_key = self.global_keys.process(process_id)
+        pipe = self.redis.pipeline(transaction=False)
+        for queue in queues:
+            script.queue_in(pipe, [self.keys(queue).leases], [process_id, lease_ms])
+        fields: dict[Any, Any] = dict(info)
+        pipe.hset(process_key, mapping=fields)
+        pipe.pexpire(process_key, lease_ms * 3)
+        pipe.zadd(self.global_keys.processes, {process_id: int(info["started_at"])}, nx=True)
+
+        results = execute_pipeline(self.redis, pipe, [script])
+        return [bool(existed) for existed, _ in results[: len(queues)]]
+
+    def release(self, process_id: str, queues: Sequence[str]) -> list[str]:
+        """Drop this process's leases and registry entry; return queues whose lists held jobs."""
+        script = self._script["release"]
+        pipe = self.redis.pipeline(transaction=False)
+        for queue in queues:
+            keys = self.keys(queue)
+            script.queue_in(pipe, [keys.leases, keys.processing(process_id)], [process_id])
+        pipe.delete(self.global_keys.process(process_id))
+        pipe.zrem(self.global_keys.processes, process_id)
+
+        results = execute_pipeline(self.redis, pipe, [script])
+        return [queue for queue, dropped in zip(queues, results, strict=False) if not dropped]
+
+    def reclaim(
+        self, queues: Sequence[str], forget_after_ms: int, limit: int
+    ) -> dict[str, list[str]]:
+        """Move jobs of processes whose lease expired back to the ready lists; return moved ids."""
+        script = self._script["reclaim"]
+        pipe = self.redis.pipeline(transaction=False)
+        for queue in queues:
+            keys = self.keys(queue)
+            script.queue_in(
+                pipe,
+                [keys.ready, keys.leases],
+                [keys.processing_prefix, keys.job_prefix, forget_after_ms, limit],
+            )
+        results = execute_pipeline(self.redis, pipe, [script])
+        return {
+            queue: [job_id.decode() for job_id in moved]
+            for queue, moved in zip(queues, results, strict=True)
+            if moved
+        }
+
+    # Connections for blocking commands
+
+    def blocking_client(self, name: str, timeout_s: float) -> redis.Redis:
+        """Return a client with one connection of its own, named `name` in CLIENT LIST.
+
+        Its socket timeout exceeds `timeout_s`, so that a BLMOVE waiting that long is not cut
+        off by the client, yet a connection that died silently is noticed soon after.
+        """
+        pool = self.redis.connection_pool
+        options = dict(pool.connection_kwargs)
+        options["socket_timeout"] = timeout_s + 5.0
+        options["client_name"] = name
+        # NOTE: built from the pool's connection class and arguments; a Sentinel-managed pool
+        # needs its own path here, which is not written yet.
+        own_pool = redis.ConnectionPool(connection_class=pool.connection_class, **options)
+        return redis.Redis(connection_pool=own_pool, single_connection_client=True)
+
+    def unblock(self, name_prefix: str) -> int:
+        """Wake every connection whose name starts with `name_prefix` from a blocking command."""
+        woken = 0
+        for entry in self.redis.client_list():
+            if str(entry.get("name", "")).startswith(name_prefix):
+                woken += int(self.redis.client_unblock(int(entry["id"])))
+        return woken
+
+    # Inspection
+
+    def queue_counts(self, queues: Sequence[str]) -> list[QueueCounts]:
+        script = self._script["stats"]
+        pipe = self.redis.pipeline(transaction=False)
+        for queue in queues:
+            keys = self.keys(queue)
+            script.queue_in(
+                pipe,
+                [keys.ready, keys.scheduled, keys.retry, keys.dead, keys.stats, keys.leases],
+                [keys.job_prefix, keys.processing_prefix],
+            )
+        results = execute_pipeline(self.redis, pipe, [script])
+        return [_parse_counts(queue, result) for queue, result in zip(queues, results, strict=True)]
+
+    def pending(self, queues: Sequence[str], *, include_scheduled: bool) -> int:
+        """Count ready jobs plus due (with `include_scheduled`, all) scheduled and retry jobs."""
+        until = "+inf" if include_scheduled else _server_time_ms(self.redis)
+        pipe = self.redis.pipeline(transaction=False)
+        for queue in queues:
+            keys = self.keys(queue)
+            pipe.llen(keys.ready)
+            pipe.zcount(keys.scheduled, "-inf", until)
+            pipe.zcount(keys.retry, "-inf", until)
+        return sum(int(count) for count in pipe.execute())
+
+    def processes(self) -> list[ProcessRecord]:
+        """Return live Runner processes, dropping registry entries whose heartbeat expired."""
+        ids = [_text(member) for member in self.redis.zrange(self.global_keys.processes, 0, -1)]
+        pipe = self.redis.pipeline(transaction=False)
+        for process_id in ids:
+            pipe.hgetall(self.global_keys.process(process_id))
+
+        records, gone = [], []
+        for process_id, fields in zip(ids, pipe.execute(), strict=True):
+            if fields:
+                records.append(_parse_process(process_id, fields))
+            else:
+                gone.append(process_id)
+        if gone:
+            self.redis.zrem(self.global_keys.processes, *gone)
+        return records
+
+    def job_fields(self, queue: str, job_id: str) -> dict[str, bytes]:
+        fields = self.redis.hgetall(self.keys(queue).job(job_id))
+        return {_text(name): _bytes(value) for name, value in fields.items()}
+
+    # Dead set
+
+    def dead_jobs(self, queue: str, offset: int, limit: int) -> list[DeadJob]:
+        """Return dead jobs, newest first."""
+        keys = self.keys(queue)
+        ids = [
+            _text(job_id) for job_id in self.redis.zrevrange(keys.dead, offset, offset + limit - 1)
+        ]
+        pipe = self.redis.pipeline(transaction=False)
+        for job_id in ids:
+            pipe.hmget(keys.job(job_id), ["payload", "attempt", "dead_at", "error"])
+
+        dead = []
+        for job_id, (payload, attempt, dead_at, error) in zip(ids, pipe.execute(), strict=True):
+            if payload is not None:
+                dead.append(
+                    DeadJob(
+                        queue=queue,
+                        id=job_id,
+                        payload=payload,
+                        attempt=int(attempt or 0),
+                        dead_at_ms=int(dead_at) if dead_at else None,
+                        error=json.loads(error) if error else None,
+                    )
+                )
+        return dead
+
+    def dead_retry(self, queue: str, job_ids: Sequence[str]) -> int:
+        keys = self.keys(queue)
+        script = self._script["dead_retry"]
+        pipe = self.redis.pipeline(transaction=False)
+        for job_id in job_ids:
+            script.queue_in(pipe, [keys.dead, keys.ready, keys.job(job_id)], [job_id])
+        return sum(execute_pipeline(self.redis, pipe, [script]))
+
+    def dead_delete(self, queue: str, job_ids: Sequence[str] | None) -> int:
+        """Delete the given dead jobs, or every dead job of `queue` when `job_ids` is None."""
+        keys = self.keys(queue)
+        script = self._script["dead_delete"]
+        if job_ids is not None:
+            return (
+                int(script(self.redis, [keys.dead], [keys.job_prefix, *job_ids])) if job_ids else 0
+            )
+
+        total = 0
+        while deleted := int(script(self.redis, [keys.dead], [keys.job_prefix])):
+            total += deleted
+        return total
+
+    def server_time_ms(self) -> int:
+        return _server_time_ms(self.redis)
+
+
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _bytes(value: object) -> bytes:
+    return value if isinstance(value, bytes) else str(value).encode()
+
+
+def _server_time_ms(client: redis.Redis) -> int:
+    seconds, micros = client.time()
+    return int(seconds) * 1000 + int(micros) // 1000
+
+
+def _parse_claimed(queue: str, raw: Sequence[Any]) -> list[ClaimedJob]:
+    jobs = []
+    for i in range(0, len(raw), _CLAIM_WIDTH):
+        job_id, payload, attempt, reclaims, enqueued_at, due_at = raw[i : i + _CLAIM_WIDTH]
+        jobs.append(
+            ClaimedJob(
+                queue=queue,
+                id=job_id.decode(),
+                payload=payload,
+                attempt=int(attempt or 0),
+                reclaims=int(reclaims or 0),
+                enqueued_at_ms=int(enqueued_at) if enqueued_at else None,
+                due_at_ms=int(due_at) if due_at else None,
+            )
+        )
+    return jobs
+
+
+def _parse_counts(queue: str, raw: Sequence[Any]) -> QueueCounts:
+    ready, scheduled, retry, dead, latency, running, flat = raw
+    counters = {flat[i].decode(): int(flat[i + 1]) for i in range(0, len(flat), 2)}
+    return QueueCounts(
+        queue=queue,
+        ready=int(ready),
+        scheduled=int(scheduled),
+        retry=int(retry),
+        dead=int(dead),
+        running=int(running),
+        latency_ms=int(latency),
+        processed=counters.get("processed", 0),
+        succeeded=counters.get("succeeded", 0),
+        failed=counters.get("failed", 0),
+        retried=counters.get("retried", 0),
+        dead_total=counters.get("dead", 0),
+    )
+
+
+def _parse_process(process_id: str, fields: dict[bytes, bytes]) -> ProcessRecord:
+    raw = {name.decode(): value.decode() for name, value in fields.items()}
+    return ProcessRecord(
+        id=process_id,
+        host=raw.get("host", "?"),
+        pid=int(raw.get("pid", 0)),
+        queues=json.loads(raw.get("queues", "[]")),
+        busy=int(raw.get("busy", 0)),
+        concurrency=int(raw.get("concurrency", 0)),
+        started_at_ms=int(raw.get("started_at", 0)),
+        last_beat_ms=int(raw.get("last_beat", 0)),
+        raw=raw,
+    )
