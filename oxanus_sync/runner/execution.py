@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import redis
+
 from oxanus_sync.config import Config
 from oxanus_sync.context import Context, JobMeta
 from oxanus_sync.envelope import decode_payload
@@ -87,7 +89,7 @@ class JobExecutor:
 
         duration_ms = (time.monotonic() - started) * 1000
         claim_next = 0 if self.stopping.is_set() else 1
-        owned, next_jobs = self._record(job, outcome, claim_next)
+        owned, next_jobs = self._record_until_done(job, job_type, outcome, claim_next)
         self._log_outcome(job, job_type, outcome, owned, duration_ms)
         return next_jobs[0] if next_jobs else None
 
@@ -176,6 +178,29 @@ class JobExecutor:
             succeeded=False, error=details, retry_delay_s=policy.delay_s(job.attempt + 1)
         )
 
+    def _record_until_done(
+        self, job: ClaimedJob, job_type: str, outcome: _Outcome, claim_next: int
+    ) -> tuple[bool, list[ClaimedJob]]:
+        # The job stays in this process's processing list until its outcome is recorded, so
+        # keep trying through a Redis outage instead of dropping the result.
+        backoff_s = 0.1
+        while True:
+            try:
+                return self._record(job, outcome, claim_next)
+            except (redis.ConnectionError, redis.TimeoutError) as error:
+                logger.warning(
+                    "could not record job outcome, retrying in %.1fs job_id=%s queue=%s "
+                    "type=%s error=%r",
+                    backoff_s,
+                    job.id,
+                    job.queue,
+                    job_type,
+                    error,
+                )
+            time.sleep(backoff_s)
+            backoff_s = min(backoff_s * 2, 5.0)
+            claim_next = 0
+
     def _record(
         self, job: ClaimedJob, outcome: _Outcome, claim_next: int
     ) -> tuple[bool, list[ClaimedJob]]:
@@ -203,8 +228,8 @@ class JobExecutor:
             self.stats.add(lost=1)
             logger.warning(
                 "job result discarded job_id=%s queue=%s type=%s attempt=%d: this process no "
-                "longer owned the job (its lease expired or shutdown returned it to the queue), "
-                "so another attempt will run",
+                "longer owned the job, because its lease expired or shutdown returned the job "
+                "to its queue (or a try cut off by a Redis error had already recorded it)",
                 job.id,
                 job.queue,
                 job_type,
