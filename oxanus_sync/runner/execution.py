@@ -64,6 +64,11 @@ class JobExecutor:
         self._lock = threading.Lock()
         self.running: set[str] = set()
 
+    def running_ids(self) -> list[str]:
+        """Return the ids of the jobs whose `process()` is executing now."""
+        with self._lock:
+            return list(self.running)
+
     def run_chain(self, job: ClaimedJob | None) -> None:
         """Run `job`, then each next job claimed while recording the previous outcome."""
         while job is not None:

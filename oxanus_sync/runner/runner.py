@@ -111,6 +111,7 @@ class Runner:
 
         # The lease must exist before the first claim, or a peer could reclaim that job.
         self.heartbeat.beat()
+        self.heartbeat.reclaim()
         self.storage.register_queues(self.config.queues)
         for thread in (self.heartbeat, self.scheduler, *self.fetchers):
             thread.start()
@@ -175,7 +176,7 @@ class Runner:
         if self.busy():
             return False
         pending = self.storage.pending(
-            list(self.config.queues), include_scheduled=include_scheduled
+            list(self.config.queues), self.process_id, include_scheduled=include_scheduled
         )
         return pending == 0 and self.busy() == 0
 
@@ -226,9 +227,7 @@ class Runner:
     def _give_back_running(self) -> None:
         for fetcher in self.fetchers:
             executor = fetcher.executor
-            with executor._lock:
-                running = list(executor.running)
-            for job_id in running:
+            for job_id in executor.running_ids():
                 if self.storage.requeue(executor.queue.name, self.process_id, job_id):
                     self.stats.add(requeued=1)
                     logger.warning(

@@ -26,7 +26,6 @@ class Scheduler(Service):
         self.storage = storage
         self.queues = list(queues)
         self.interval_s = interval_s
-        self.idle = False
 
     def step(self) -> None:
         results = self.storage.promote_due(self.queues, PROMOTE_BATCH)
@@ -36,7 +35,6 @@ class Scheduler(Service):
         if any(count >= PROMOTE_BATCH for count, _, _ in results):
             return
 
-        self.idle = moved == 0
         self.stopped.wait(self._sleep_s(results))
 
     def _sleep_s(self, results: Sequence[tuple[int, int, int]]) -> float:

@@ -264,13 +264,18 @@ class Storage:
         results = execute_pipeline(self.redis, pipe, [script])
         return [_parse_counts(queue, result) for queue, result in zip(queues, results, strict=True)]
 
-    def pending(self, queues: Sequence[str], *, include_scheduled: bool) -> int:
-        """Count ready jobs plus due (with `include_scheduled`, all) scheduled and retry jobs."""
+    def pending(self, queues: Sequence[str], process_id: str, *, include_scheduled: bool) -> int:
+        """Count the jobs a drain still has to run.
+
+        That is ready jobs, jobs claimed by `process_id`, and due scheduled and retry jobs (all
+        of them with `include_scheduled`).
+        """
         until = "+inf" if include_scheduled else _server_time_ms(self.redis)
         pipe = self.redis.pipeline(transaction=False)
         for queue in queues:
             keys = self.keys(queue)
             pipe.llen(keys.ready)
+            pipe.llen(keys.processing(process_id))
             pipe.zcount(keys.scheduled, "-inf", until)
             pipe.zcount(keys.retry, "-inf", until)
         return sum(int(count) for count in pipe.execute())
