@@ -1,4 +1,4 @@
-"""What a job's `process` method receives: the shared application value and the job's metadata."""
+"""The argument of a job's `process` method: the shared application value and job metadata."""
 
 from __future__ import annotations
 

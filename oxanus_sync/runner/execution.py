@@ -31,7 +31,7 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class _Outcome:
-    """How an attempt ended. `retry_delay_s` is None for success and for a dead job."""
+    """The result of one attempt. `retry_delay_s` is None for success and for a dead job."""
 
     succeeded: bool
     error: dict[str, Any] | None = None
@@ -164,8 +164,8 @@ class JobExecutor:
         return _Outcome(succeeded=False, error=details, retry_delay_s=max(delay_s, 0.0))
 
     def _unknown_type(self, job: ClaimedJob, job_type: str) -> _Outcome:
-        # A Runner of an older release may meet a type that a newer one added: retry with the
-        # queue's backoff so that a Runner that knows the type can take it, then give up.
+        # During a rolling deploy an older Runner may claim a type that only newer ones register,
+        # so retry with the queue's backoff to let a newer Runner take it, then give up.
         message = (
             f"unknown job type {job_type!r}: this Runner has not registered it; "
             "call config.register() with the Worker subclass of that name"

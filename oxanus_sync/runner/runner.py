@@ -141,8 +141,8 @@ class Runner:
             self._restore_signal_handlers(previous)
 
         if self.busy():
-            # Python cannot stop a thread, and the pool's threads would hold the interpreter
-            # open until their jobs end; those jobs are already back in their queues.
+            # Python cannot stop a thread, so the pool's threads would keep the interpreter alive
+            # until their jobs end. Those jobs are already back in their queues.
             logger.warning("exiting with %d jobs still running; they were requeued", self.busy())
             logging.shutdown()
             os._exit(0)

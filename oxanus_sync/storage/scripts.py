@@ -2,7 +2,7 @@
 
 A script whose first line is `--! include NAME` gets the file NAME prepended, so that shared
 helpers live in one file. Each script is sent to Redis once with SCRIPT LOAD and then called by
-its SHA1; when Redis answers NOSCRIPT (after a restart or SCRIPT FLUSH) it is loaded again.
+its SHA1. When Redis replies NOSCRIPT (after a restart or SCRIPT FLUSH) it is loaded again.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""`Storage`: the only code that talks to Redis. It knows keys and scripts, not threads."""
+"""`Storage`: the only code that talks to Redis. It builds keys and calls scripts, no threads."""
 
 from __future__ import annotations
 

@@ -3,7 +3,7 @@
 --
 -- KEYS[1] leases set. ARGV[1] process id, ARGV[2] lease length in ms.
 -- Returns {1 if the lease existed before this call else 0, server time}. A running process that
--- finds its lease gone knows that another process reclaimed its jobs.
+-- finds its lease gone has had its jobs reclaimed by another process.
 
 local now = now_ms()
 local existed = redis.call('ZSCORE', KEYS[1], ARGV[1])
