@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
 import uuid
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import redis
 
@@ -47,7 +49,7 @@ class Client:
             connection = redis.Redis.from_url(url, **options)
         except ValueError as error:
             raise ConfigurationError(
-                f"invalid Redis URL {url!r}: {error}. Expected redis://host:port/db, "
+                f"invalid Redis URL {redact_url(url)!r}: {error}. Expected redis://host:port/db, "
                 "rediss://host:port/db or unix:///path/to/redis.sock"
             ) from error
         return cls(connection, namespace=namespace)
@@ -98,6 +100,10 @@ class Client:
 
     # Inspection
 
+    def server_time_ms(self) -> int:
+        """Return the Redis server's clock in milliseconds, the clock of every stored time."""
+        return self.storage.server_time_ms()
+
     def queues(self) -> list[str]:
         """Return the names of every queue a Runner served or a Client enqueued to."""
         return self.storage.known_queues()
@@ -134,6 +140,20 @@ class Client:
         return self.storage.dead_delete(_queue_name(queue), None)
 
 
+def redact_url(url: str) -> str:
+    """Return `url` with its password, if any, replaced by "***"."""
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:
+        return url
+    if not password:
+        return url
+    credentials, _, address = parts.netloc.rpartition("@")
+    username = credentials.partition(":")[0]
+    return urlunsplit(parts._replace(netloc=f"{username}:***@{address}"))
+
+
 def _check_connection(connection: object) -> None:
     if not isinstance(connection, redis.Redis):
         raise ConfigurationError(
@@ -153,8 +173,10 @@ def _queue_name(queue: QueueRef) -> str:
 
 def _delay_ms(delay: Delay) -> int:
     seconds = delay.total_seconds() if isinstance(delay, timedelta) else delay
-    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds != seconds:
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float):
         raise EnqueueError(f"invalid delay {delay!r}: pass seconds as a number or a timedelta")
+    if not math.isfinite(seconds):
+        raise EnqueueError(f"invalid delay {delay!r}: pass a finite number of seconds")
     if seconds < 0:
         raise EnqueueError(f"invalid delay {delay!r}: a delay cannot be negative")
     return round(seconds * 1000)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from oxanus_sync.client import Client
 from oxanus_sync.errors import ConfigurationError
@@ -56,6 +56,10 @@ class RunnerSettings:
 class Config:
     """The queues and job types that a Runner serves.
 
+    `context` is the default value of `ctx.shared` for every job, used when the Runner is not
+    given one; the `oxanus-sync worker` command relies on it. A function that builds and returns
+    the Config can create it lazily (database pools, clients).
+
     Example:
         config = Config(client=Client.from_url("redis://localhost:6379/0"))
         config.register_queue(Queue("emails", QueueConfig(concurrency=8)))
@@ -63,10 +67,15 @@ class Config:
     """
 
     def __init__(
-        self, *, client: Client | None = None, settings: RunnerSettings | None = None
+        self,
+        *,
+        client: Client | None = None,
+        settings: RunnerSettings | None = None,
+        context: Any = None,
     ) -> None:
         self.client = client
         self.settings = settings or RunnerSettings()
+        self.context = context
         self.queues: dict[str, Queue] = {}
         self.job_types: dict[str, type[Worker]] = {}
 

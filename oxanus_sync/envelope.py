@@ -28,11 +28,12 @@ class Envelope:
     args: dict[str, Any]
 
 
-def encode_job(job: Worker) -> str:
-    """Encode `job` as a payload, or raise `SerializationError` naming the argument at fault."""
+def encode_job(job: Worker) -> bytes:
+    """Encode `job` as a UTF-8 payload, or raise `SerializationError` naming the bad argument."""
     args = job.to_args()
     try:
-        return _encoder.encode({"v": FORMAT_VERSION, "type": job.job_name, "args": args})
+        text = _encoder.encode({"v": FORMAT_VERSION, "type": job.job_name, "args": args})
+        return text.encode("utf-8")
     except (TypeError, ValueError) as error:
         raise SerializationError(_describe_bad_argument(job, args, error)) from error
 
@@ -66,7 +67,13 @@ def decode_payload(payload: str | bytes) -> Envelope:
 def _describe_bad_argument(job: Worker, args: dict[str, Any], error: Exception) -> str:
     for name, value in args.items():
         try:
-            _encoder.encode(value)
+            _encoder.encode(value).encode("utf-8")
+        except UnicodeEncodeError as failure:
+            return (
+                f"argument {name!r} of {job.job_name} cannot be stored: its text is not valid "
+                f"UTF-8 ({failure.reason} at position {failure.start}); pass bytes as base64 "
+                "text or remove the lone surrogate"
+            )
         except (TypeError, ValueError):
             return (
                 f"argument {name!r} of {job.job_name} cannot be stored as JSON: "

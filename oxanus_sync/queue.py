@@ -38,7 +38,10 @@ class RetryPolicy:
     def delay_s(self, attempt: int) -> float:
         """Return the delay in seconds before retry number `attempt` (1-based)."""
         exponent = max(attempt - 1, 0)
-        delay = min(self.max_delay_s, self.base_delay_s * self.factor**exponent)
+        try:
+            delay = min(self.max_delay_s, self.base_delay_s * self.factor**exponent)
+        except OverflowError:
+            delay = self.max_delay_s
         return delay * random.uniform(1 - self.jitter, 1 + self.jitter)
 
 

@@ -5,6 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from oxanus_sync.envelope import Envelope, decode_payload
+from oxanus_sync.errors import SerializationError
+
 
 @dataclass(frozen=True)
 class ClaimedJob:
@@ -51,6 +54,18 @@ class DeadJob:
     dead_at_ms: int | None
     error: dict[str, Any] | None
 
+    @property
+    def job_type(self) -> str | None:
+        """The job type's name, or None when the payload cannot be decoded."""
+        envelope = _try_decode(self.payload)
+        return envelope.job_type if envelope else None
+
+    @property
+    def args(self) -> dict[str, Any] | None:
+        """The job's arguments, or None when the payload cannot be decoded."""
+        envelope = _try_decode(self.payload)
+        return envelope.args if envelope else None
+
 
 @dataclass(frozen=True)
 class ProcessRecord:
@@ -65,3 +80,10 @@ class ProcessRecord:
     started_at_ms: int
     last_beat_ms: int
     raw: dict[str, str]
+
+
+def _try_decode(payload: bytes) -> Envelope | None:
+    try:
+        return decode_payload(payload)
+    except SerializationError:
+        return None

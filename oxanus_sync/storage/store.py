@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -38,7 +39,7 @@ class Storage:
     # Enqueue
 
     def enqueue(
-        self, queue: str, jobs: Sequence[tuple[str, str]], when: tuple[str, int]
+        self, queue: str, jobs: Sequence[tuple[str, bytes]], when: tuple[str, int]
     ) -> list[int]:
         """Create `(id, payload)` jobs in `queue`; return 1 per created job, 0 per existing id.
 
@@ -50,7 +51,7 @@ class Storage:
         for start in range(0, len(jobs), ENQUEUE_CHUNK):
             chunk = jobs[start : start + ENQUEUE_CHUNK]
             job_keys = [keys.job(job_id) for job_id, _ in chunk]
-            args: list[str | int] = [when[0], when[1]]
+            args: list[str | bytes | int] = [when[0], when[1]]
             for job_id, payload in chunk:
                 args += (job_id, payload)
             script.queue_in(pipe, [keys.ready, keys.scheduled, *job_keys], args)
@@ -294,7 +295,9 @@ class Storage:
             else:
                 gone.append(process_id)
         if gone:
-            self.redis.zrem(self.global_keys.processes, *gone)
+            # A read-only replica or user cannot drop them; the next writer will.
+            with contextlib.suppress(redis.ResponseError):
+                self.redis.zrem(self.global_keys.processes, *gone)
         return records
 
     def job_fields(self, queue: str, job_id: str) -> dict[str, bytes]:
