@@ -42,13 +42,18 @@ class Heartbeat(Service):
         self.queues = list(queues)
         self.settings = settings
         self.busy = busy
-        self.started_at_ms = int(time.time() * 1000)
+        self.started_at_ms = 0
+        # Server clock minus local clock, so that registry times use the server's clock.
+        self.clock_offset_ms = 0
         self.concurrency = concurrency
         self.beats = 0
         self.thread_failures: Callable[[], dict[str, str]] = dict
 
     def beat(self) -> None:
         """Renew the leases once; called before any fetcher starts, then by the thread."""
+        if self.beats == 0:
+            self.clock_offset_ms = self.storage.server_time_ms() - int(time.time() * 1000)
+            self.started_at_ms = self._now_ms()
         info: dict[str, str | int] = {
             "id": self.process_id,
             "host": socket.gethostname(),
@@ -57,7 +62,7 @@ class Heartbeat(Service):
             "concurrency": self.concurrency,
             "busy": self.busy(),
             "started_at": self.started_at_ms,
-            "last_beat": int(time.time() * 1000),
+            "last_beat": self._now_ms(),
             "failing": json.dumps(self.thread_failures()),
         }
         lease_ms = round(self.settings.lease_s * 1000)
@@ -75,6 +80,9 @@ class Heartbeat(Service):
                         self.settings.lease_s,
                     )
         self.beats += 1
+
+    def _now_ms(self) -> int:
+        return int(time.time() * 1000) + self.clock_offset_ms
 
     def step(self) -> None:
         self.stopped.wait(self.settings.heartbeat_interval_s)

@@ -33,8 +33,8 @@ class DrainTimeoutError(OxanusError, TimeoutError):
 class Runner:
     """Serves the queues of `config` with threads in this process.
 
-    `context` is passed to every job as `ctx.shared`. Use `run_forever()` in a worker process,
-    or `drain()` in tests and batch scripts.
+    `context` is passed to every job as `ctx.shared` (default: `config.context`). Use
+    `run_forever()` in a worker process, or `drain()` in tests and batch scripts.
     """
 
     def __init__(
@@ -51,7 +51,7 @@ class Runner:
         self.config = config
         self.client = client
         self.storage: Storage = client.storage
-        self.context = context
+        self.context = context if context is not None else config.context
         self.process_id = secrets.token_hex(8)
         self.stats = RunnerStats()
         self.stopping = threading.Event()
