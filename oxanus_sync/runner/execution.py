@@ -7,6 +7,7 @@ Runner is not stopping, so a busy queue costs one round trip per job.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 import traceback
@@ -88,6 +89,11 @@ class JobExecutor:
             self.running.add(job.id)
         try:
             job_type, outcome = self._execute(job)
+        except Exception as error:
+            # A bug in the library or in a Worker override such as retry_delay(): the job must
+            # still leave the processing list, so it goes dead with the error.
+            logger.exception("could not run job_id=%s queue=%s", job.id, job.queue)
+            job_type, outcome = "?", _Outcome(False, _error_details(error, job.attempt + 1))
         finally:
             with self._lock:
                 self.running.discard(job.id)
@@ -120,6 +126,9 @@ class JobExecutor:
             instance = job_type.from_args(envelope.args)
         except SerializationError as error:
             return envelope.job_type, _dead("SerializationError", str(error))
+        except Exception as error:  # noqa: BLE001 - any constructor error rejects the arguments
+            # A __post_init__ check, for example, rejected the stored arguments.
+            return envelope.job_type, _Outcome(False, _error_details(error, job.attempt + 1))
 
         return envelope.job_type, self._call(job, instance)
 
@@ -158,10 +167,22 @@ class JobExecutor:
             return _Outcome(succeeded=False, error=details)
 
         if delay_s is None:
-            delay_s = instance.retry_delay(retry_number)
-        if delay_s is None:
+            delay_s = self._custom_delay(job, instance, retry_number)
+        if delay_s is None or not math.isfinite(delay_s):
             delay_s = policy.delay_s(retry_number)
         return _Outcome(succeeded=False, error=details, retry_delay_s=max(delay_s, 0.0))
+
+    def _custom_delay(self, job: ClaimedJob, instance: Worker, retry_number: int) -> float | None:
+        try:
+            return instance.retry_delay(retry_number)
+        except Exception:
+            logger.exception(
+                "retry_delay() failed, using the queue's backoff job_id=%s queue=%s type=%s",
+                job.id,
+                job.queue,
+                instance.job_name,
+            )
+            return None
 
     def _unknown_type(self, job: ClaimedJob, job_type: str) -> _Outcome:
         # During a rolling deploy an older Runner may claim a type that only newer ones register,

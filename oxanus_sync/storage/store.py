@@ -308,6 +308,8 @@ class Storage:
 
     def dead_jobs(self, queue: str, offset: int, limit: int) -> list[DeadJob]:
         """Return dead jobs, newest first."""
+        if limit <= 0:
+            return []
         keys = self.keys(queue)
         ids = [
             _text(job_id) for job_id in self.redis.zrevrange(keys.dead, offset, offset + limit - 1)
