@@ -12,12 +12,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from oxanus_sync.errors import SerializationError
+from oxanus_sync.jsonvalues import from_json_object, to_json
 from oxanus_sync.worker import Worker
 
 FORMAT_VERSION = 1
 
 _encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-_decoder = json.JSONDecoder()
+_decoder = json.JSONDecoder(object_hook=from_json_object)
 
 
 @dataclass(frozen=True)
@@ -32,7 +33,8 @@ def encode_job(job: Worker) -> bytes:
     """Encode `job` as a UTF-8 payload, or raise `SerializationError` naming the bad argument."""
     args = job.to_args()
     try:
-        text = _encoder.encode({"v": FORMAT_VERSION, "type": job.job_name, "args": args})
+        envelope = {"v": FORMAT_VERSION, "type": job.job_name, "args": to_json(args)}
+        text = _encoder.encode(envelope)
         return text.encode("utf-8")
     except (TypeError, ValueError) as error:
         raise SerializationError(_describe_bad_argument(job, args, error)) from error
@@ -45,6 +47,8 @@ def decode_payload(payload: str | bytes) -> Envelope:
         data = _decoder.decode(text)
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise SerializationError(f"payload is not valid JSON: {error}") from error
+    except (ValueError, TypeError) as error:
+        raise SerializationError(f"payload has an invalid tagged value: {error}") from error
 
     if not isinstance(data, dict):
         raise SerializationError(
@@ -67,17 +71,17 @@ def decode_payload(payload: str | bytes) -> Envelope:
 def _describe_bad_argument(job: Worker, args: dict[str, Any], error: Exception) -> str:
     for name, value in args.items():
         try:
-            _encoder.encode(value).encode("utf-8")
+            _encoder.encode(to_json(value)).encode("utf-8")
         except UnicodeEncodeError as failure:
             return (
                 f"argument {name!r} of {job.job_name} cannot be stored: its text is not valid "
-                f"UTF-8 ({failure.reason} at position {failure.start}); pass bytes as base64 "
-                "text or remove the lone surrogate"
+                f"UTF-8 ({failure.reason} at position {failure.start}); remove the lone "
+                "surrogate, or pass the raw data as bytes"
             )
-        except (TypeError, ValueError):
+        except (TypeError, ValueError) as failure:
             return (
                 f"argument {name!r} of {job.job_name} cannot be stored as JSON: "
-                f"{type(value).__name__} value {value!r:.80}. Pass JSON types (str, int, float, "
-                "bool, None, list, dict) and convert other values in process()"
+                f"{type(value).__name__} value {value!r:.80} ({failure}). Pass JSON types, or "
+                "bytes, tuples, sets, datetimes, dates, times, Decimals or UUIDs"
             )
     return f"arguments of {job.job_name} cannot be stored as JSON: {error}"
