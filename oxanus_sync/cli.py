@@ -30,7 +30,7 @@ import redis
 
 from oxanus_sync.client import Client, redact_url
 from oxanus_sync.config import Config
-from oxanus_sync.errors import ConfigurationError, OxanusError
+from oxanus_sync.errors import ConfigurationError, OxanusError, RedisUnavailableError
 from oxanus_sync.runner import Runner
 from oxanus_sync.storage.keys import DEFAULT_NAMESPACE
 from oxanus_sync.storage.records import ProcessRecord, QueueCounts
@@ -203,7 +203,7 @@ def run_worker(args: argparse.Namespace) -> int:
     _check_reachable(client)
     try:
         runner.run_forever()
-    except (redis.ConnectionError, redis.TimeoutError) as error:
+    except (redis.ConnectionError, redis.TimeoutError, RedisUnavailableError) as error:
         raise CommandError(_unreachable_message(where, error), EXIT_UNAVAILABLE) from error
     except OxanusError as error:
         raise CommandError(
@@ -319,7 +319,7 @@ def _worker_client(config: Config, args: argparse.Namespace) -> Client:
 def _check_reachable(client: Client) -> None:
     try:
         client.redis.ping()
-    except (redis.ConnectionError, redis.TimeoutError) as error:
+    except (redis.ConnectionError, redis.TimeoutError, RedisUnavailableError) as error:
         where = describe_connection(client.redis)
         raise CommandError(_unreachable_message(where, error), EXIT_UNAVAILABLE) from error
 
@@ -339,7 +339,7 @@ def run_info(args: argparse.Namespace) -> int:
         counts = client.stats()
         processes = client.processes()
         now_ms = client.server_time_ms()
-    except (redis.ConnectionError, redis.TimeoutError) as error:
+    except (redis.ConnectionError, redis.TimeoutError, RedisUnavailableError) as error:
         raise CommandError(_unreachable_message(where, error), EXIT_UNAVAILABLE) from error
     finally:
         client.close()

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import redis
+from redis.backoff import ExponentialWithJitterBackoff
+from redis.retry import Retry
 
 from oxanus_sync.envelope import encode_job
-from oxanus_sync.errors import ConfigurationError, EnqueueError
+from oxanus_sync.errors import ConfigurationError, EnqueueError, RedisUnavailableError
 from oxanus_sync.queue import Queue, validate_queue_name
+from oxanus_sync.signing import Signer
 from oxanus_sync.storage.keys import DEFAULT_NAMESPACE
 from oxanus_sync.storage.records import DeadJob, ProcessRecord, QueueCounts
 from oxanus_sync.storage.store import Storage
@@ -23,28 +27,72 @@ QueueRef = Queue | str
 Delay = float | int | timedelta
 
 
+# Connection defaults of Client.from_url. A call to an unreachable server fails after at most
+# 3 tries: about 3 * 2 s when nothing answers the connection, 3 * 5 s when the link dies
+# mid-command, or at once when the connection is refused.
+CONNECT_TIMEOUT_S = 2.0
+COMMAND_TIMEOUT_S = 5.0
+RETRIES = 2
+
+DEFAULT_MAX_PAYLOAD_BYTES = 512 * 1024
+
+
 class Client:
     """A handle on one Redis namespace, safe to share between threads.
 
     Build it from a URL with `Client.from_url("redis://localhost:6379/0")`, or from an existing
     `redis.Redis` made with `decode_responses=False` (the default).
+
+    `max_payload_bytes` bounds the size of one job's encoded arguments. With `signing_keys`,
+    newest first, payloads are signed at enqueue, and a Runner built on this client runs only
+    payloads signed with one of the keys (see `oxanus_sync.signing`).
     """
 
-    def __init__(self, connection: redis.Redis, *, namespace: str = DEFAULT_NAMESPACE) -> None:
+    def __init__(
+        self,
+        connection: redis.Redis,
+        *,
+        namespace: str = DEFAULT_NAMESPACE,
+        max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
+        signing_keys: Sequence[str | bytes] | None = None,
+    ) -> None:
         _check_connection(connection)
         if not namespace or "{" in namespace or "}" in namespace:
             raise ConfigurationError(
                 f"invalid namespace {namespace!r}: use a non-empty name without braces"
             )
+        if not isinstance(max_payload_bytes, int) or max_payload_bytes < 1:
+            raise ConfigurationError(
+                f"max_payload_bytes must be a positive integer, got {max_payload_bytes!r}"
+            )
 
         self.redis = connection
         self.namespace = namespace
+        self.max_payload_bytes = max_payload_bytes
+        self.signer = Signer(signing_keys) if signing_keys is not None else None
         self.storage = Storage(connection, namespace)
         self._registered_queues: set[str] = set()
 
     @classmethod
-    def from_url(cls, url: str, *, namespace: str = DEFAULT_NAMESPACE, **options: Any) -> Client:
-        """Connect to `url` (redis://, rediss:// or unix://); `options` go to `redis.Redis`."""
+    def from_url(
+        cls,
+        url: str,
+        *,
+        namespace: str = DEFAULT_NAMESPACE,
+        max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
+        signing_keys: Sequence[str | bytes] | None = None,
+        **options: Any,
+    ) -> Client:
+        """Connect to `url` (redis://, rediss:// or unix://); `options` go to `redis.Redis`.
+
+        Unless `options` say otherwise, connecting times out after 2 s, a command after 5 s,
+        and a command that failed on a connection error is tried twice more.
+        """
+        options.setdefault("socket_connect_timeout", CONNECT_TIMEOUT_S)
+        options.setdefault("socket_timeout", COMMAND_TIMEOUT_S)
+        options.setdefault(
+            "retry", Retry(ExponentialWithJitterBackoff(cap=0.5, base=0.05), RETRIES)
+        )
         try:
             connection = redis.Redis.from_url(url, **options)
         except ValueError as error:
@@ -52,7 +100,12 @@ class Client:
                 f"invalid Redis URL {redact_url(url)!r}: {error}. Expected redis://host:port/db, "
                 "rediss://host:port/db or unix:///path/to/redis.sock"
             ) from error
-        return cls(connection, namespace=namespace)
+        return cls(
+            connection,
+            namespace=namespace,
+            max_payload_bytes=max_payload_bytes,
+            signing_keys=signing_keys,
+        )
 
     def close(self) -> None:
         self.redis.close()
@@ -85,59 +138,92 @@ class Client:
                 raise EnqueueError(
                     f"cannot enqueue {job!r}: expected an instance of a Worker subclass"
                 )
-        entries = [(uuid.uuid4().hex, encode_job(job)) for job in jobs]
+        entries = [self._entry(job) for job in jobs]
         if not entries:
             return []
 
-        self._register(name)
-        self.storage.enqueue(name, entries, when)
-        return [job_id for job_id, _ in entries]
+        with self._redis_errors(f"enqueue to queue {name!r}"):
+            self._register(name)
+            self.storage.enqueue(name, entries, when)
+        return [job_id for job_id, _, _ in entries]
+
+    def _entry(self, job: Worker) -> tuple[str, bytes, bytes]:
+        payload = encode_job(job)
+        if len(payload) > self.max_payload_bytes:
+            raise EnqueueError(
+                f"the arguments of {job.job_name} encode to {len(payload)} bytes, over the "
+                f"limit of {self.max_payload_bytes}: store large data elsewhere (a file, a "
+                "database row, an object store) and pass its reference, or raise "
+                "Client(max_payload_bytes=...)"
+            )
+        signature = self.signer.sign(payload) if self.signer else b""
+        return uuid.uuid4().hex, payload, signature
 
     def _register(self, queue: str) -> None:
         if queue not in self._registered_queues:
             self.storage.register_queues([queue])
             self._registered_queues.add(queue)
 
+    @contextlib.contextmanager
+    def _redis_errors(self, action: str) -> Iterator[None]:
+        try:
+            yield
+        except (redis.ConnectionError, redis.TimeoutError) as error:
+            raise RedisUnavailableError(
+                f"could not {action}: Redis at {describe_server(self.redis)} is unreachable "
+                f"({error}). If the connection dropped during the call, the change may or may "
+                "not have been applied"
+            ) from error
+
     # Inspection
 
     def server_time_ms(self) -> int:
         """Return the Redis server's clock in milliseconds, the clock of every stored time."""
-        return self.storage.server_time_ms()
+        with self._redis_errors("read the server time"):
+            return self.storage.server_time_ms()
 
     def queues(self) -> list[str]:
         """Return the names of every queue a Runner served or a Client enqueued to."""
-        return self.storage.known_queues()
+        with self._redis_errors("list queues"):
+            return self.storage.known_queues()
 
     def stats(self, queues: Sequence[QueueRef] | None = None) -> list[QueueCounts]:
         """Return the counts of `queues` (every known queue by default), one round trip."""
         names = [_queue_name(q) for q in queues] if queues is not None else self.queues()
-        return self.storage.queue_counts(names)
+        with self._redis_errors("read queue stats"):
+            return self.storage.queue_counts(names)
 
     def processes(self) -> list[ProcessRecord]:
         """Return the live Runner processes of this namespace."""
-        return self.storage.processes()
+        with self._redis_errors("list Runner processes"):
+            return self.storage.processes()
 
     def job(self, queue: QueueRef, job_id: str) -> dict[str, bytes]:
         """Return the raw fields of a job's hash, or {} when the job no longer exists."""
-        return self.storage.job_fields(_queue_name(queue), job_id)
+        with self._redis_errors("read a job"):
+            return self.storage.job_fields(_queue_name(queue), job_id)
 
     # Dead set
 
     def dead_jobs(self, queue: QueueRef, *, offset: int = 0, limit: int = 100) -> list[DeadJob]:
         """Return dead jobs of `queue`, newest first, with the error that killed each."""
-        return self.storage.dead_jobs(_queue_name(queue), offset, limit)
+        with self._redis_errors("list dead jobs"):
+            return self.storage.dead_jobs(_queue_name(queue), offset, limit)
 
     def retry_dead(self, queue: QueueRef, job_ids: Sequence[str]) -> int:
         """Move dead jobs back to the ready list with a fresh retry budget; return how many."""
-        return self.storage.dead_retry(_queue_name(queue), job_ids)
+        with self._redis_errors("retry dead jobs"):
+            return self.storage.dead_retry(_queue_name(queue), job_ids)
 
     def delete_dead(self, queue: QueueRef, job_ids: Sequence[str]) -> int:
         """Delete dead jobs; return how many were deleted."""
-        return self.storage.dead_delete(_queue_name(queue), job_ids)
+        with self._redis_errors("delete dead jobs"):
+            return self.storage.dead_delete(_queue_name(queue), job_ids)
 
     def purge_dead(self, queue: QueueRef) -> int:
         """Delete every dead job of `queue`; return how many were deleted."""
-        return self.storage.dead_delete(_queue_name(queue), None)
+        with self._redis_errors("purge dead jobs"):
+            return self.storage.dead_delete(_queue_name(queue), None)
 
 
 def redact_url(url: str) -> str:
@@ -152,6 +238,14 @@ def redact_url(url: str) -> str:
     credentials, _, address = parts.netloc.rpartition("@")
     username = credentials.partition(":")[0]
     return urlunsplit(parts._replace(netloc=f"{username}:***@{address}"))
+
+
+def describe_server(connection: redis.Redis) -> str:
+    """Return where `connection` points, as host:port or a socket path, with no credentials."""
+    options = connection.connection_pool.connection_kwargs
+    if options.get("path"):
+        return f"unix:{options['path']}"
+    return f"{options.get('host', 'localhost')}:{options.get('port', 6379)}"
 
 
 def _check_connection(connection: object) -> None:

@@ -23,6 +23,7 @@ from oxanus_sync.envelope import decode_payload
 from oxanus_sync.errors import RetryLater, SerializationError
 from oxanus_sync.queue import Queue
 from oxanus_sync.runner.counters import RunnerStats
+from oxanus_sync.signing import Signer
 from oxanus_sync.storage.records import ClaimedJob
 from oxanus_sync.storage.store import Storage
 from oxanus_sync.worker import Worker
@@ -52,6 +53,7 @@ class JobExecutor:
         shared: object,
         stats: RunnerStats,
         stopping: threading.Event,
+        signer: Signer | None = None,
     ) -> None:
         self.queue = queue
         self.config = config
@@ -60,6 +62,7 @@ class JobExecutor:
         self.shared = shared
         self.stats = stats
         self.stopping = stopping
+        self.signer = signer
 
         # Guards `running`, the ids of jobs whose process() is executing now.
         self._lock = threading.Lock()
@@ -112,6 +115,11 @@ class JobExecutor:
                 f"(limit {settings.max_reclaims}); it may be crashing its Runner"
             )
             return "?", _dead("ReclaimLimitExceeded", reason)
+
+        if self.signer is not None:
+            problem = self.signer.check(job.payload, job.signature)
+            if problem is not None:
+                return "?", _dead("SignatureError", f"rejected without running: {problem}")
 
         try:
             envelope = decode_payload(job.payload)

@@ -84,6 +84,7 @@ class Runner:
             shared=self.context,
             stats=self.stats,
             stopping=self.stopping,
+            signer=self.client.signer,
         )
         return Fetcher(
             executor=executor,

@@ -23,6 +23,7 @@ class ClaimedJob:
     reclaims: int
     enqueued_at_ms: int | None
     due_at_ms: int | None
+    signature: bytes | None = None
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,8 @@ from oxanus_sync.storage.scripts import execute_pipeline, load_scripts
 # Jobs per enqueue script call; bounded because Lua's unpack() has a stack limit near 8,000.
 ENQUEUE_CHUNK = 1000
 
-_CLAIM_WIDTH = 6  # id plus the five job hash fields returned by claim_jobs in _common.lua
+_CLAIM_FIELDS = ["payload", "attempt", "reclaims", "enqueued_at", "due_at", "sig"]
+_CLAIM_WIDTH = 1 + len(_CLAIM_FIELDS)  # the id, then the fields claim_jobs in _common.lua reads
 _SCRIPTS = load_scripts()
 
 
@@ -39,9 +40,12 @@ class Storage:
     # Enqueue
 
     def enqueue(
-        self, queue: str, jobs: Sequence[tuple[str, bytes]], when: tuple[str, int]
+        self, queue: str, jobs: Sequence[tuple[str, bytes, bytes]], when: tuple[str, int]
     ) -> list[int]:
-        """Create `(id, payload)` jobs in `queue`; return 1 per created job, 0 per existing id.
+        """Create `(id, payload, signature)` jobs in `queue`.
+
+        Returns 1 per created job and 0 per id that already existed. An empty signature means
+        the payload is not signed.
 
         `when` is ("now", 0), ("in", delay_ms) or ("at", due_ms). All chunks go in one pipeline.
         """
@@ -50,10 +54,10 @@ class Storage:
         pipe = self.redis.pipeline(transaction=False)
         for start in range(0, len(jobs), ENQUEUE_CHUNK):
             chunk = jobs[start : start + ENQUEUE_CHUNK]
-            job_keys = [keys.job(job_id) for job_id, _ in chunk]
+            job_keys = [keys.job(job_id) for job_id, _, _ in chunk]
             args: list[str | bytes | int] = [when[0], when[1]]
-            for job_id, payload in chunk:
-                args += (job_id, payload)
+            for job_id, payload, signature in chunk:
+                args += (job_id, payload, signature)
             script.queue_in(pipe, [keys.ready, keys.scheduled, *job_keys], args)
 
         outcomes: list[int] = []
@@ -89,10 +93,7 @@ class Storage:
             return None
 
         job_id = _text(reply)
-        fields = connection.hmget(
-            keys.job_prefix + job_id,
-            ["payload", "attempt", "reclaims", "enqueued_at", "due_at"],
-        )
+        fields = connection.hmget(keys.job_prefix + job_id, _CLAIM_FIELDS)
         if fields[0] is None:
             connection.lrem(processing, 1, job_id)
             return None
@@ -375,7 +376,9 @@ def _server_time_ms(client: redis.Redis) -> int:
 def _parse_claimed(queue: str, raw: Sequence[Any]) -> list[ClaimedJob]:
     jobs = []
     for i in range(0, len(raw), _CLAIM_WIDTH):
-        job_id, payload, attempt, reclaims, enqueued_at, due_at = raw[i : i + _CLAIM_WIDTH]
+        job_id, payload, attempt, reclaims, enqueued_at, due_at, signature = raw[
+            i : i + _CLAIM_WIDTH
+        ]
         jobs.append(
             ClaimedJob(
                 queue=queue,
@@ -385,6 +388,7 @@ def _parse_claimed(queue: str, raw: Sequence[Any]) -> list[ClaimedJob]:
                 reclaims=int(reclaims or 0),
                 enqueued_at_ms=int(enqueued_at) if enqueued_at else None,
                 due_at_ms=int(due_at) if due_at else None,
+                signature=signature,
             )
         )
     return jobs

@@ -7,8 +7,8 @@ local function now_ms()
 end
 
 -- Move up to `count` ids from the tail of `ready` to the head of `processing` and return, for
--- each job, its id followed by the job hash fields payload, attempt, reclaims, enqueued_at and
--- due_at. An id whose hash is gone (the job was deleted) is dropped on the way.
+-- each job, its id followed by the job hash fields payload, attempt, reclaims, enqueued_at,
+-- due_at and sig. An id whose hash is gone (the job was deleted) is dropped on the way.
 local function claim_jobs(ready, processing, job_prefix, count)
   local claimed = {}
   local taken, scanned = 0, 0
@@ -20,10 +20,10 @@ local function claim_jobs(ready, processing, job_prefix, count)
     end
 
     local fields = redis.call('HMGET', job_prefix .. id,
-      'payload', 'attempt', 'reclaims', 'enqueued_at', 'due_at')
+      'payload', 'attempt', 'reclaims', 'enqueued_at', 'due_at', 'sig')
     if fields[1] then
       claimed[#claimed + 1] = id
-      for i = 1, 5 do
+      for i = 1, 6 do
         claimed[#claimed + 1] = fields[i]
       end
       taken = taken + 1

@@ -3,7 +3,7 @@
 --
 -- KEYS[1] ready list, KEYS[2] scheduled set, KEYS[3..] the job hash of each job, in order.
 -- ARGV[1] "now", "in" (ARGV[2] is a delay in ms) or "at" (ARGV[2] is a due time in ms);
--- ARGV[3..] pairs of job id and payload.
+-- ARGV[3..] triples of job id, payload and signature (empty when payloads are not signed).
 -- Returns one code per job: 1 created, 0 not created because a job with that id exists.
 
 local now = now_ms()
@@ -16,9 +16,9 @@ end
 
 local outcomes = {}
 local ready_ids = {}
-for i = 3, #ARGV, 2 do
-  local id, payload = ARGV[i], ARGV[i + 1]
-  local job_key = KEYS[3 + (i - 3) / 2]
+for i = 3, #ARGV, 3 do
+  local id, payload, sig = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+  local job_key = KEYS[3 + (i - 3) / 3]
 
   if redis.call('EXISTS', job_key) == 1 then
     outcomes[#outcomes + 1] = 0
@@ -30,6 +30,9 @@ for i = 3, #ARGV, 2 do
     redis.call('HSET', job_key, 'payload', payload, 'enqueued_at', now, 'due_at', due)
     redis.call('ZADD', KEYS[2], due, id)
     outcomes[#outcomes + 1] = 1
+  end
+  if sig ~= '' and outcomes[#outcomes] == 1 then
+    redis.call('HSET', job_key, 'sig', sig)
   end
 end
 
