@@ -64,14 +64,30 @@ class JobExecutor:
         self.stopping = stopping
         self.signer = signer
 
-        # Guards `running`, the ids of jobs whose process() is executing now.
+        # Guards `running`, the ids of jobs whose process() is executing now, and `_claimed`,
+        # the ids this process claimed and has not yet recorded or given back.
         self._lock = threading.Lock()
         self.running: set[str] = set()
+        self._claimed: set[str] = set()
 
     def running_ids(self) -> list[str]:
         """Return the ids of the jobs whose `process()` is executing now."""
         with self._lock:
             return list(self.running)
+
+    def track(self, jobs: list[ClaimedJob]) -> None:
+        """Remember claimed jobs until their outcome is recorded; see `claimed_ids`."""
+        with self._lock:
+            self._claimed.update(job.id for job in jobs)
+
+    def claimed_ids(self) -> set[str]:
+        """Return the ids of jobs claimed by this process and not yet recorded or given back."""
+        with self._lock:
+            return set(self._claimed)
+
+    def _untrack(self, job_id: str) -> None:
+        with self._lock:
+            self._claimed.discard(job_id)
 
     def run_chain(self, job: ClaimedJob | None) -> None:
         """Run `job`, then each next job claimed while recording the previous outcome."""
@@ -82,7 +98,9 @@ class JobExecutor:
             job = self._run_one(job)
 
     def _give_back(self, job: ClaimedJob) -> None:
-        if self.storage.requeue(self.queue.name, self.process_id, job.id):
+        requeued = self.storage.requeue(self.queue.name, self.process_id, job.id)
+        self._untrack(job.id)
+        if requeued:
             self.stats.add(requeued=1)
             logger.info("job requeued unstarted at shutdown job_id=%s queue=%s", job.id, job.queue)
 
@@ -104,6 +122,8 @@ class JobExecutor:
         duration_ms = (time.monotonic() - started) * 1000
         claim_next = 0 if self.stopping.is_set() else 1
         owned, next_jobs = self._record_until_done(job, job_type, outcome, claim_next)
+        self.track(next_jobs)
+        self._untrack(job.id)
         self._log_outcome(job, job_type, outcome, owned, duration_ms)
         return next_jobs[0] if next_jobs else None
 

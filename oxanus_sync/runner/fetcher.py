@@ -68,6 +68,7 @@ class Fetcher(Service):
             for _ in range(held - len(jobs)):
                 self.slots.release()
 
+        self.executor.track(jobs)
         for job in jobs:
             self._submit(job)
 

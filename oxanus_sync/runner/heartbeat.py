@@ -48,6 +48,8 @@ class Heartbeat(Service):
         self.concurrency = concurrency
         self.beats = 0
         self.thread_failures: Callable[[], dict[str, str]] = dict
+        self.claimed_ids: Callable[[], dict[str, set[str]]] = dict
+        self._suspects: set[tuple[str, str]] = set()
 
     def beat(self) -> None:
         """Renew the leases once; called before any fetcher starts, then by the thread."""
@@ -90,6 +92,7 @@ class Heartbeat(Service):
             return
         self.beat()
         self.reclaim()
+        self.audit()
 
     def reclaim(self) -> None:
         forget_after_ms = round(
@@ -103,3 +106,31 @@ class Heartbeat(Service):
                 queue,
                 ",".join(job_ids[:20]),
             )
+
+    def audit(self) -> None:
+        """Give back jobs that Redis lists as claimed by this process but that it does not hold.
+
+        That happens when a claim's reply was lost, or when Redis restarted and replayed a
+        claim that the process had already recorded. A job must look orphaned in two audits in
+        a row, because a claim whose reply is still on its way looks the same once.
+        """
+        in_redis = self.storage.processing_ids(self.process_id, self.queues)
+        held = self.claimed_ids()
+        suspects = {
+            (queue, job_id)
+            for queue, job_ids in in_redis.items()
+            for job_id in job_ids
+            if job_id not in held.get(queue, set())
+        }
+        confirmed = suspects & self._suspects
+        self._suspects = suspects - confirmed
+
+        for queue, job_id in sorted(confirmed):
+            if self.storage.requeue(queue, self.process_id, job_id):
+                logger.warning(
+                    "gave back a job that Redis listed as claimed by this process but that it "
+                    "did not hold job_id=%s queue=%s process_id=%s",
+                    job_id,
+                    queue,
+                    self.process_id,
+                )

@@ -74,6 +74,7 @@ class Runner:
             concurrency=sum(q.concurrency for q in config.queues.values()),
         )
         self.heartbeat.thread_failures = self._failing_threads
+        self.heartbeat.claimed_ids = self._claimed_ids
 
     def _fetcher(self, queue_name: str) -> Fetcher:
         executor = JobExecutor(
@@ -250,6 +251,11 @@ class Runner:
                 "them when its lease expires",
                 ",".join(held),
             )
+
+    def _claimed_ids(self) -> dict[str, set[str]]:
+        return {
+            fetcher.executor.queue.name: fetcher.executor.claimed_ids() for fetcher in self.fetchers
+        }
 
     def _failing_threads(self) -> dict[str, str]:
         threads = (self.heartbeat, self.scheduler, *self.fetchers)

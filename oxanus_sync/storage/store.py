@@ -226,6 +226,16 @@ class Storage:
             if moved
         }
 
+    def processing_ids(self, process_id: str, queues: Sequence[str]) -> dict[str, list[str]]:
+        """Return the ids in this process's processing list of each queue."""
+        pipe = self.redis.pipeline(transaction=False)
+        for queue in queues:
+            pipe.lrange(self.keys(queue).processing(process_id), 0, -1)
+        return {
+            queue: [_text(job_id) for job_id in ids]
+            for queue, ids in zip(queues, pipe.execute(), strict=True)
+        }
+
     # Connections for blocking commands
 
     def blocking_client(self, name: str, timeout_s: float) -> redis.Redis:
