@@ -75,8 +75,8 @@ class Heartbeat(Service):
                 if not had_lease:
                     logger.error(
                         "lease on queue %s was lost process_id=%s: no heartbeat reached Redis "
-                        "for over %.1fs, so other Runners may have taken this process's jobs; "
-                        "their results here will be discarded",
+                        "for over %.1fs, so other Runners may have taken this process's jobs, "
+                        "and the results of those jobs here will be discarded",
                         queue,
                         self.process_id,
                         self.settings.lease_s,
