@@ -205,6 +205,8 @@ def run_worker(args: argparse.Namespace) -> int:
         runner.run_forever()
     except (redis.ConnectionError, redis.TimeoutError, RedisUnavailableError) as error:
         raise CommandError(_unreachable_message(where, error), EXIT_UNAVAILABLE) from error
+    except redis.RedisError as error:
+        raise CommandError(_redis_error_message(where, error), EXIT_UNAVAILABLE) from error
     except OxanusError as error:
         raise CommandError(
             f"worker for {args.app!r} on Redis at {where} failed: {error}", EXIT_UNAVAILABLE
@@ -317,11 +319,13 @@ def _worker_client(config: Config, args: argparse.Namespace) -> Client:
 
 
 def _check_reachable(client: Client) -> None:
+    where = describe_connection(client.redis)
     try:
         client.redis.ping()
     except (redis.ConnectionError, redis.TimeoutError, RedisUnavailableError) as error:
-        where = describe_connection(client.redis)
         raise CommandError(_unreachable_message(where, error), EXIT_UNAVAILABLE) from error
+    except redis.RedisError as error:
+        raise CommandError(_redis_error_message(where, error), EXIT_UNAVAILABLE) from error
 
 
 # info
@@ -341,6 +345,8 @@ def run_info(args: argparse.Namespace) -> int:
         now_ms = client.server_time_ms()
     except (redis.ConnectionError, redis.TimeoutError, RedisUnavailableError) as error:
         raise CommandError(_unreachable_message(where, error), EXIT_UNAVAILABLE) from error
+    except redis.RedisError as error:
+        raise CommandError(_redis_error_message(where, error), EXIT_UNAVAILABLE) from error
     finally:
         client.close()
 
@@ -391,6 +397,7 @@ def format_queues(counts: Sequence[QueueCounts]) -> list[str]:
         "retry",
         "dead",
         "running",
+        "orphaned",
         "latency",
         "processed",
         "succeeded",
@@ -399,13 +406,14 @@ def format_queues(counts: Sequence[QueueCounts]) -> list[str]:
     rows = [
         (
             queue.queue,
-            str(queue.ready),
-            str(queue.scheduled),
-            str(queue.retry),
-            str(queue.dead),
+            _count(queue.ready),
+            _count(queue.scheduled),
+            _count(queue.retry),
+            _count(queue.dead),
             str(queue.running),
+            str(queue.orphaned),
             # The stats script reports 0 when nothing is ready, which is no age at all.
-            format_duration(queue.latency_ms) if queue.ready else "-",
+            format_duration(queue.latency_ms) if queue.ready > 0 else "-",
             str(queue.processed),
             str(queue.succeeded),
             str(queue.failed),
@@ -415,12 +423,16 @@ def format_queues(counts: Sequence[QueueCounts]) -> list[str]:
     return format_table(headers, rows, left_aligned={0})
 
 
+def _count(value: int) -> str:
+    # The stats script returns -1 for a key of the wrong type.
+    return "?" if value < 0 else str(value)
+
+
 def format_processes(processes: Sequence[ProcessRecord], now_ms: int) -> list[str]:
     """Format live processes as the lines of an aligned table, or one line "no live processes".
 
-    Ages are measured against `now_ms`, this machine's clock in milliseconds since the epoch,
-    while each process stamps its heartbeat with its own clock, so clock skew between hosts
-    shifts them.
+    Ages are measured against `now_ms`, the Redis server's clock in milliseconds since the
+    epoch, the clock that Runners also use for their registry entries.
     """
     if not processes:
         return ["no live processes"]
@@ -524,6 +536,13 @@ def describe_connection(connection: redis.Redis) -> str:
     port = options.get("port", 6379)
     db = options.get("db", 0)
     return f"{scheme}://{host}:{port}/{db}"
+
+
+def _redis_error_message(where: str, error: redis.RedisError) -> str:
+    return (
+        f"Redis at {where} returned an error: {type(error).__name__}: {error}. Check that the "
+        "URL names a Redis or Valkey server, its database number and the user's permissions"
+    )
 
 
 def _unreachable_message(where: str, error: Exception) -> str:

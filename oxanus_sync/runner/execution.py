@@ -54,6 +54,7 @@ class JobExecutor:
         stats: RunnerStats,
         stopping: threading.Event,
         signer: Signer | None = None,
+        closed: threading.Event | None = None,
     ) -> None:
         self.queue = queue
         self.config = config
@@ -63,6 +64,7 @@ class JobExecutor:
         self.stats = stats
         self.stopping = stopping
         self.signer = signer
+        self.closed = closed or threading.Event()
 
         # Guards `running`, the ids of jobs whose process() is executing now, and `_claimed`,
         # the ids this process claimed and has not yet recorded or given back.
@@ -242,16 +244,29 @@ class JobExecutor:
             try:
                 return self._record(job, outcome, claim_next)
             except (redis.ConnectionError, redis.TimeoutError) as error:
+                if self.closed.is_set():
+                    logger.error(
+                        "gave up recording job outcome at Runner stop job_id=%s queue=%s "
+                        "type=%s error=%s: %s; the job stays claimed and runs again when "
+                        "another Runner reclaims it",
+                        job.id,
+                        job.queue,
+                        job_type,
+                        type(error).__name__,
+                        error,
+                    )
+                    return False, []
                 logger.warning(
                     "could not record job outcome, retrying in %.1fs job_id=%s queue=%s "
-                    "type=%s error=%r",
+                    "type=%s error=%s: %s",
                     backoff_s,
                     job.id,
                     job.queue,
                     job_type,
+                    type(error).__name__,
                     error,
                 )
-            time.sleep(backoff_s)
+            self.closed.wait(backoff_s)
             backoff_s = min(backoff_s * 2, 5.0)
             claim_next = 0
 

@@ -35,6 +35,7 @@ class Fetcher(Service):
         process_id: str,
         block_timeout_s: float,
         connection_name: str,
+        lease_wait_s: float = 0.1,
     ) -> None:
         queue = executor.queue
         super().__init__(name=f"oxanus-fetch-{queue.name}")
@@ -42,6 +43,7 @@ class Fetcher(Service):
         self.storage = storage
         self.process_id = process_id
         self.block_timeout_s = block_timeout_s
+        self.lease_wait_s = lease_wait_s
         self.connection_name = connection_name
         self.slots = threading.BoundedSemaphore(queue.concurrency)
         self.pool = ThreadPoolExecutor(
@@ -61,8 +63,14 @@ class Fetcher(Service):
         jobs: list[ClaimedJob] = []
         try:
             if not self.stopped.is_set():
-                jobs = self.storage.claim(self.executor.queue.name, self.process_id, held)
-                if not jobs and not self.stopped.is_set():
+                lease_valid, jobs = self.storage.claim(
+                    self.executor.queue.name, self.process_id, held
+                )
+                if not lease_valid:
+                    # BLMOVE cannot check the lease, so wait for the heartbeat to renew it.
+                    logger.debug("lease expired, not claiming queue=%s", self.executor.queue.name)
+                    self.stopped.wait(self.lease_wait_s)
+                elif not jobs and not self.stopped.is_set():
                     jobs = self._wait_for_one()
         finally:
             for _ in range(held - len(jobs)):

@@ -36,7 +36,8 @@ class Heartbeat(Service):
         busy: Callable[[], int],
         concurrency: int,
     ) -> None:
-        super().__init__(name="oxanus-heartbeat")
+        # Retry at the beat's own pace: a longer backoff would let the lease expire.
+        super().__init__(name="oxanus-heartbeat", max_backoff_s=settings.heartbeat_interval_s)
         self.storage = storage
         self.process_id = process_id
         self.queues = list(queues)
@@ -50,6 +51,7 @@ class Heartbeat(Service):
         self.thread_failures: Callable[[], dict[str, str]] = dict
         self.claimed_ids: Callable[[], dict[str, set[str]]] = dict
         self._suspects: set[tuple[str, str]] = set()
+        self._reclaim_paused_until = 0.0
 
     def beat(self) -> None:
         """Renew the leases once; called before any fetcher starts, then by the thread."""
@@ -87,12 +89,29 @@ class Heartbeat(Service):
         return int(time.time() * 1000) + self.clock_offset_ms
 
     def step(self) -> None:
-        self.stopped.wait(self.settings.heartbeat_interval_s)
+        recovering = self.failures > 0
+        if not recovering:
+            self.stopped.wait(self.settings.heartbeat_interval_s)
         if self.stopped.is_set():
             return
         self.beat()
-        self.reclaim()
+        if recovering:
+            self._pause_reclaim()
+        if time.monotonic() >= self._reclaim_paused_until:
+            self.reclaim()
         self.audit()
+
+    def _pause_reclaim(self) -> None:
+        # Every lease expired while Redis was unreachable, not only those of dead Runners. Give
+        # the live ones a full lease to renew theirs before taking their jobs.
+        pause_s = self.settings.lease_s + self.settings.heartbeat_interval_s
+        self._reclaim_paused_until = time.monotonic() + pause_s
+        logger.info(
+            "Redis is reachable again; reclaiming other Runners' jobs resumes in %.1fs "
+            "process_id=%s",
+            pause_s,
+            self.process_id,
+        )
 
     def reclaim(self) -> None:
         forget_after_ms = round(

@@ -11,6 +11,8 @@ import time
 from types import FrameType
 from typing import Any
 
+import redis
+
 from oxanus_sync.client import Client
 from oxanus_sync.config import Config
 from oxanus_sync.errors import ConfigurationError, OxanusError
@@ -55,6 +57,8 @@ class Runner:
         self.process_id = secrets.token_hex(8)
         self.stats = RunnerStats()
         self.stopping = threading.Event()
+        # Set once stop() has given up on running jobs: pool threads then stop retrying Redis.
+        self.closed = threading.Event()
         self._stop_requested = threading.Event()
         self._signals_received = 0
         self._started = False
@@ -86,6 +90,7 @@ class Runner:
             stats=self.stats,
             stopping=self.stopping,
             signer=self.client.signer,
+            closed=self.closed,
         )
         return Fetcher(
             executor=executor,
@@ -93,6 +98,7 @@ class Runner:
             process_id=self.process_id,
             block_timeout_s=self.config.settings.block_timeout_s,
             connection_name=f"{self._connection_prefix()}{queue_name}",
+            lease_wait_s=self.config.settings.heartbeat_interval_s / 4,
         )
 
     def _connection_prefix(self) -> str:
@@ -110,6 +116,11 @@ class Runner:
             raise OxanusError("this Runner was already started; create a new Runner to run again")
         self._started = True
         self._warn_about_eviction()
+
+        # A connection of its own, whose short timeout notices a dead link within a beat.
+        self.heartbeat.storage = self.storage.with_timeout(
+            f"oxanus-heartbeat-{self.process_id}", self.config.settings.heartbeat_interval_s
+        )
 
         # The lease must exist before the first claim, or a peer could reclaim that job.
         self.heartbeat.beat()
@@ -197,6 +208,7 @@ class Runner:
         unfinished = self._wait_for_jobs(self.config.settings.shutdown_timeout_s)
         if unfinished:
             self._give_back_running()
+        self.closed.set()
 
         self.scheduler.stop()
         self.scheduler.join(timeout=5)
@@ -205,6 +217,8 @@ class Runner:
         self._release()
         for fetcher in self.fetchers:
             fetcher.close()
+        if self.heartbeat.storage is not self.storage:
+            self.heartbeat.storage.redis.close()
 
         stats = self.stats.snapshot()
         logger.info("runner stopped process_id=%s stats=%s", self.process_id, stats)
@@ -230,7 +244,20 @@ class Runner:
         for fetcher in self.fetchers:
             executor = fetcher.executor
             for job_id in executor.running_ids():
-                if self.storage.requeue(executor.queue.name, self.process_id, job_id):
+                try:
+                    requeued = self.storage.requeue(executor.queue.name, self.process_id, job_id)
+                except redis.RedisError as error:
+                    logger.error(
+                        "could not return a running job to its queue at shutdown job_id=%s "
+                        "queue=%s error=%s: %s; another Runner reclaims it when this "
+                        "process's lease expires",
+                        job_id,
+                        executor.queue.name,
+                        type(error).__name__,
+                        error,
+                    )
+                    continue
+                if requeued:
                     self.stats.add(requeued=1)
                     logger.warning(
                         "job still running at the shutdown timeout, returned to its queue "

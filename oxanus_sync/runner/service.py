@@ -17,12 +17,14 @@ class Service(threading.Thread):
     """A daemon thread that calls `step()` until `stop()`.
 
     An exception from `step()` is logged with the thread's name and the step runs again after
-    a backoff that doubles up to 10 s, so that a Redis outage or a bug never ends the thread
-    silently. `failures` counts consecutive failed steps (0 when healthy).
+    a backoff that doubles up to `max_backoff_s` (10 s by default), so that a Redis outage or a
+    bug never ends the thread silently. `failures` counts consecutive failed steps (0 when
+    healthy).
     """
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, *, max_backoff_s: float = _MAX_BACKOFF_S) -> None:
         super().__init__(name=name, daemon=True)
+        self.max_backoff_s = max_backoff_s
         self.stopped = threading.Event()
         self.failures = 0
         self.last_error = ""
@@ -34,24 +36,30 @@ class Service(threading.Thread):
         self.stopped.set()
 
     def run(self) -> None:
-        backoff = _FIRST_BACKOFF_S
+        backoff = min(_FIRST_BACKOFF_S, self.max_backoff_s)
         while not self.stopped.is_set():
             try:
                 self.step()
             except redis.RedisError as error:
                 self._record_failure(error)
-                logger.warning("%s: Redis error, retrying in %.1fs: %r", self.name, backoff, error)
+                logger.warning(
+                    "%s: Redis error, retrying in %.1fs: %s: %s",
+                    self.name,
+                    backoff,
+                    type(error).__name__,
+                    error,
+                )
             except Exception as error:
                 self._record_failure(error)
                 logger.exception("%s: unexpected error, restarting in %.1fs", self.name, backoff)
             else:
                 self.failures = 0
-                backoff = _FIRST_BACKOFF_S
+                backoff = min(_FIRST_BACKOFF_S, self.max_backoff_s)
                 continue
 
             self.stopped.wait(backoff)
-            backoff = min(backoff * 2, _MAX_BACKOFF_S)
+            backoff = min(backoff * 2, self.max_backoff_s)
 
     def _record_failure(self, error: Exception) -> None:
         self.failures += 1
-        self.last_error = repr(error)[:200]
+        self.last_error = f"{type(error).__name__}: {error}"[:200]

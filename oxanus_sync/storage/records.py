@@ -28,7 +28,16 @@ class ClaimedJob:
 
 @dataclass(frozen=True)
 class QueueCounts:
-    """Counts of one queue read in one call. `latency_ms` is the age of its oldest ready job."""
+    """Counts of one queue, read in one call.
+
+    `ready`, `scheduled`, `retry` and `dead` are the jobs in each state now (-1 when that key
+    holds a value of the wrong type). `running` counts jobs claimed by live Runners and
+    `orphaned` those claimed by Runners whose lease expired, until another Runner reclaims
+    them. `latency_ms` is the age of the oldest ready job, 0 when none is ready. The other
+    fields are counters since the queue was created: `processed` attempts, of which
+    `succeeded` and `failed`, and of the failures `retried` and `dead_total` (moved to the
+    dead set).
+    """
 
     queue: str
     ready: int
@@ -42,6 +51,7 @@ class QueueCounts:
     failed: int
     retried: int
     dead_total: int
+    orphaned: int = 0
 
 
 @dataclass(frozen=True)

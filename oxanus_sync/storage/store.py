@@ -75,12 +75,18 @@ class Storage:
 
     # Claim and finish
 
-    def claim(self, queue: str, process_id: str, count: int) -> list[ClaimedJob]:
+    def claim(self, queue: str, process_id: str, count: int) -> tuple[bool, list[ClaimedJob]]:
+        """Claim up to `count` ready jobs; return whether the lease was valid, and the jobs.
+
+        A process whose lease expired claims nothing until its heartbeat renews the lease.
+        """
         keys = self.keys(queue)
-        raw = self._script["claim"](
-            self.redis, [keys.ready, keys.processing(process_id)], [count, keys.job_prefix]
+        lease_valid, raw = self._script["claim"](
+            self.redis,
+            [keys.ready, keys.processing(process_id), keys.leases],
+            [count, keys.job_prefix, process_id],
         )
-        return _parse_claimed(queue, raw)
+        return bool(lease_valid), _parse_claimed(queue, raw)
 
     def blocking_claim(
         self, connection: redis.Redis, queue: str, process_id: str, timeout_s: float
@@ -106,8 +112,8 @@ class Storage:
         keys = self.keys(queue)
         owned, raw = self._script["ack"](
             self.redis,
-            [keys.processing(process_id), keys.job(job_id), keys.stats, keys.ready],
-            [job_id, claim_next, keys.job_prefix],
+            [keys.processing(process_id), keys.job(job_id), keys.stats, keys.ready, keys.leases],
+            [job_id, claim_next, keys.job_prefix, process_id],
         )
         return bool(owned), _parse_claimed(queue, raw)
 
@@ -135,6 +141,7 @@ class Storage:
                 keys.ready,
                 keys.retry,
                 keys.dead,
+                keys.leases,
             ],
             [
                 job_id,
@@ -145,6 +152,7 @@ class Storage:
                 keys.job_prefix,
                 dead_max_jobs,
                 dead_max_age_ms,
+                process_id,
             ],
         )
         return bool(owned), _parse_claimed(queue, raw)
@@ -244,9 +252,20 @@ class Storage:
         Its socket timeout exceeds `timeout_s`, so that a BLMOVE waiting that long is not cut
         off by the client, yet a connection that died silently is noticed soon after.
         """
+        return self._dedicated_client(name, timeout_s + 5.0)
+
+    def with_timeout(self, name: str, socket_timeout_s: float) -> Storage:
+        """Return a Storage of the same namespace on its own connection, with its own timeout.
+
+        The heartbeat uses one so that a silently dead connection fails within its interval
+        instead of the pool's longer command timeout.
+        """
+        return Storage(self._dedicated_client(name, socket_timeout_s), self.namespace)
+
+    def _dedicated_client(self, name: str, socket_timeout_s: float) -> redis.Redis:
         pool = self.redis.connection_pool
         options = dict(pool.connection_kwargs)
-        options["socket_timeout"] = timeout_s + 5.0
+        options["socket_timeout"] = socket_timeout_s
         options["client_name"] = name
         # NOTE: built from the pool's connection class and arguments; a Sentinel-managed pool
         # needs its own path here, which is not written yet.
@@ -405,7 +424,7 @@ def _parse_claimed(queue: str, raw: Sequence[Any]) -> list[ClaimedJob]:
 
 
 def _parse_counts(queue: str, raw: Sequence[Any]) -> QueueCounts:
-    ready, scheduled, retry, dead, latency, running, flat = raw
+    ready, scheduled, retry, dead, latency, running, orphaned, flat = raw
     counters = {flat[i].decode(): int(flat[i + 1]) for i in range(0, len(flat), 2)}
     return QueueCounts(
         queue=queue,
@@ -414,6 +433,7 @@ def _parse_counts(queue: str, raw: Sequence[Any]) -> QueueCounts:
         retry=int(retry),
         dead=int(dead),
         running=int(running),
+        orphaned=int(orphaned),
         latency_ms=int(latency),
         processed=counters.get("processed", 0),
         succeeded=counters.get("succeeded", 0),

@@ -6,6 +6,13 @@ local function now_ms()
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 
+-- Return true when `process_id` holds an unexpired lease in `leases`. A process whose lease
+-- expired must not claim: a peer may be reclaiming its processing list at this moment.
+local function lease_valid(leases, process_id)
+  local expiry = redis.call('ZSCORE', leases, process_id)
+  return expiry ~= false and tonumber(expiry) >= now_ms()
+end
+
 -- Move up to `count` ids from the tail of `ready` to the head of `processing` and return, for
 -- each job, its id followed by the job hash fields payload, attempt, reclaims, enqueued_at,
 -- due_at and sig. An id whose hash is gone (the job was deleted) is dropped on the way.

@@ -1,8 +1,9 @@
 --! include _common.lua
 -- Finish a job that succeeded, then claim up to ARGV[2] more for the same process.
 --
--- KEYS[1] processing list, KEYS[2] job hash, KEYS[3] stats hash, KEYS[4] ready list.
--- ARGV[1] job id, ARGV[2] how many jobs to claim next, ARGV[3] job key prefix.
+-- KEYS[1] processing list, KEYS[2] job hash, KEYS[3] stats hash, KEYS[4] ready list,
+-- KEYS[5] leases set. ARGV[1] job id, ARGV[2] how many jobs to claim next (none unless the
+-- lease is valid), ARGV[3] job key prefix, ARGV[4] process id.
 -- Returns {1, claimed} or {0, {}} when the id was no longer in the processing list: the
 -- process's lease expired and another process took the job back, so this run must not count.
 
@@ -13,4 +14,7 @@ end
 redis.call('DEL', KEYS[2])
 redis.call('HINCRBY', KEYS[3], 'processed', 1)
 redis.call('HINCRBY', KEYS[3], 'succeeded', 1)
+if not lease_valid(KEYS[5], ARGV[4]) then
+  return {1, {}}
+end
 return {1, claim_jobs(KEYS[4], KEYS[1], ARGV[3], tonumber(ARGV[2]))}

@@ -4,29 +4,47 @@
 -- KEYS[1] ready list, KEYS[2] scheduled set, KEYS[3] retry set, KEYS[4] dead set,
 -- KEYS[5] stats hash, KEYS[6] leases set. ARGV[1] job key prefix, ARGV[2] processing prefix.
 -- Returns {ready, scheduled, retry, dead, latency in ms (age of the oldest ready job, 0 when
--- none), running (jobs in the processing lists of live processes), counters as a flat list}.
+-- none), running (jobs claimed by processes with a valid lease), orphaned (jobs claimed by
+-- processes whose lease expired, waiting to be reclaimed), counters as a flat list}.
+-- A count whose key has the wrong type is -1, so that one damaged key does not hide the rest.
+
+-- Run a read command, returning `fallback` instead of raising when the key has the wrong type.
+local function read(fallback, ...)
+  local result = redis.pcall(...)
+  if type(result) == 'table' and result.err then
+    return fallback
+  end
+  return result
+end
 
 local now = now_ms()
 local latency = 0
-local oldest = redis.call('LINDEX', KEYS[1], -1)
+local oldest = read(false, 'LINDEX', KEYS[1], -1)
 if oldest then
-  local ready_at = redis.call('HGET', ARGV[1] .. oldest, 'ready_at')
+  local ready_at = read(false, 'HGET', ARGV[1] .. oldest, 'ready_at')
   if ready_at then
     latency = math.max(0, now - tonumber(ready_at))
   end
 end
 
-local running = 0
-for _, process_id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[6], now, '+inf')) do
-  running = running + redis.call('LLEN', ARGV[2] .. process_id)
+local running, orphaned = 0, 0
+local leases = read({}, 'ZRANGE', KEYS[6], 0, -1, 'WITHSCORES')
+for i = 1, #leases, 2 do
+  local held = read(0, 'LLEN', ARGV[2] .. leases[i])
+  if tonumber(leases[i + 1]) >= now then
+    running = running + held
+  else
+    orphaned = orphaned + held
+  end
 end
 
 return {
-  redis.call('LLEN', KEYS[1]),
-  redis.call('ZCARD', KEYS[2]),
-  redis.call('ZCARD', KEYS[3]),
-  redis.call('ZCARD', KEYS[4]),
+  read(-1, 'LLEN', KEYS[1]),
+  read(-1, 'ZCARD', KEYS[2]),
+  read(-1, 'ZCARD', KEYS[3]),
+  read(-1, 'ZCARD', KEYS[4]),
   latency,
   running,
-  redis.call('HGETALL', KEYS[5]),
+  orphaned,
+  read({}, 'HGETALL', KEYS[5]),
 }
