@@ -20,7 +20,7 @@ from oxanus_sync.queue import Queue, validate_queue_name
 from oxanus_sync.signing import Signer
 from oxanus_sync.storage.keys import DEFAULT_NAMESPACE
 from oxanus_sync.storage.records import DeadJob, ProcessRecord, QueueCounts
-from oxanus_sync.storage.store import Storage
+from oxanus_sync.storage.store import PartialEnqueue, Storage
 from oxanus_sync.worker import Worker
 
 QueueRef = Queue | str
@@ -35,6 +35,7 @@ COMMAND_TIMEOUT_S = 5.0
 RETRIES = 2
 
 DEFAULT_MAX_PAYLOAD_BYTES = 512 * 1024
+MAX_DELAY_S = 100 * 365 * 24 * 3600.0
 
 
 class Client:
@@ -142,10 +143,14 @@ class Client:
         if not entries:
             return []
 
+        ids = [job_id for job_id, _, _ in entries]
         with self._redis_errors(f"enqueue to queue {name!r}"):
             self._register(name)
-            self.storage.enqueue(name, entries, when)
-        return [job_id for job_id, _, _ in entries]
+            try:
+                self.storage.enqueue(name, entries, when)
+            except PartialEnqueue as partial:
+                raise _partial_enqueue_error(name, ids, partial) from partial.error
+        return ids
 
     def _entry(self, job: Worker) -> tuple[str, bytes, bytes]:
         payload = encode_job(job)
@@ -240,6 +245,16 @@ def redact_url(url: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{username}:***@{address}"))
 
 
+def _partial_enqueue_error(queue: str, ids: list[str], partial: PartialEnqueue) -> EnqueueError:
+    error = EnqueueError(
+        f"Redis rejected the enqueue to queue {queue!r} after {partial.created} of {len(ids)} "
+        f"jobs were stored: {type(partial.error).__name__}: {partial.error}. The stored jobs' "
+        "ids are in this error's enqueued_ids; enqueue only the others again"
+    )
+    error.enqueued_ids = ids[: partial.created]
+    return error
+
+
 def describe_server(connection: redis.Redis) -> str:
     """Return where `connection` points, as host:port or a socket path, with no credentials."""
     options = connection.connection_pool.connection_kwargs
@@ -273,6 +288,10 @@ def _delay_ms(delay: Delay) -> int:
         raise EnqueueError(f"invalid delay {delay!r}: pass a finite number of seconds")
     if seconds < 0:
         raise EnqueueError(f"invalid delay {delay!r}: a delay cannot be negative")
+    if seconds > MAX_DELAY_S:
+        raise EnqueueError(
+            f"invalid delay {delay!r}: over the maximum of {MAX_DELAY_S:.0f} seconds (100 years)"
+        )
     return round(seconds * 1000)
 
 

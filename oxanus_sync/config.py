@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from oxanus_sync.client import Client
 from oxanus_sync.errors import ConfigurationError
-from oxanus_sync.queue import Queue
+from oxanus_sync.queue import Queue, RetryPolicy
+from oxanus_sync.validation import check_integer, check_seconds
 from oxanus_sync.worker import Worker
 
 W = TypeVar("W", bound=type[Worker])
@@ -17,8 +18,24 @@ W = TypeVar("W", bound=type[Worker])
 class RunnerSettings:
     """Timing and limits of a Runner process. Every duration is in seconds.
 
-    A job held by a Runner that dies is taken back by another Runner between `lease_s` and
-    `lease_s + heartbeat_interval_s` after the dead Runner's last heartbeat.
+    Attributes:
+        shutdown_timeout_s: how long a stopping Runner lets running jobs finish before it puts
+            them back in their queues.
+        heartbeat_interval_s: how often the Runner renews its leases and looks for the jobs of
+            stopped Runners.
+        lease_s: how long a lease lasts without renewal. A job held by a Runner that dies runs
+            again between `lease_s` and `lease_s + heartbeat_interval_s` after the dead
+            Runner's last heartbeat.
+        scheduler_interval_s: the longest time between two checks for due delayed jobs and
+            retries, so a job runs at most about this late.
+        block_timeout_s: how long an idle fetcher waits in BLMOVE before it checks again.
+        max_reclaims: how many times a job may be taken back from a stopped Runner before it
+            goes to the dead set, as it may be what stops its Runners.
+        unknown_type_retry: how a job of a type this Runner did not register is retried before
+            it goes dead, so that a newer Runner can take it during a deploy. By default 10
+            retries after 5 s, 10 s, 20 s... up to 5 min each, about 25 min in all.
+        dead_max_jobs: how many jobs each queue's dead set keeps, the oldest dropped first.
+        dead_max_age_s: how long a dead job is kept.
     """
 
     shutdown_timeout_s: float = 30.0
@@ -27,6 +44,11 @@ class RunnerSettings:
     scheduler_interval_s: float = 0.05
     block_timeout_s: float = 2.0
     max_reclaims: int = 5
+    unknown_type_retry: RetryPolicy = field(
+        default_factory=lambda: RetryPolicy(
+            max_retries=10, base_delay_s=5.0, factor=2.0, max_delay_s=300.0, jitter=0.1
+        )
+    )
     dead_max_jobs: int = 10_000
     dead_max_age_s: float = 30 * 24 * 3600.0
 
@@ -39,18 +61,18 @@ class RunnerSettings:
             "block_timeout_s",
             "dead_max_age_s",
         ):
-            value = getattr(self, name)
-            if not isinstance(value, int | float) or value <= 0:
-                raise ConfigurationError(
-                    f"{name} must be a positive number of seconds, got {value!r}"
-                )
+            check_seconds(name, getattr(self, name))
+        check_integer("max_reclaims", self.max_reclaims, minimum=0)
+        if not isinstance(self.unknown_type_retry, RetryPolicy):
+            raise ConfigurationError(
+                f"unknown_type_retry must be a RetryPolicy, got {self.unknown_type_retry!r}"
+            )
+        check_integer("dead_max_jobs", self.dead_max_jobs, minimum=1)
         if self.lease_s < 2 * self.heartbeat_interval_s:
             raise ConfigurationError(
                 f"lease_s ({self.lease_s}) must be at least twice heartbeat_interval_s "
                 f"({self.heartbeat_interval_s}), or a live Runner could lose its jobs"
             )
-        if self.max_reclaims < 0 or self.dead_max_jobs < 1:
-            raise ConfigurationError("max_reclaims must be 0 or more and dead_max_jobs 1 or more")
 
 
 class Config:

@@ -8,6 +8,7 @@ payload itself never changes after enqueue.
 from __future__ import annotations
 
 import json
+import reprlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +37,10 @@ def encode_job(job: Worker) -> bytes:
         envelope = {"v": FORMAT_VERSION, "type": job.job_name, "args": to_json(args)}
         text = _encoder.encode(envelope)
         return text.encode("utf-8")
+    except RecursionError as error:
+        raise SerializationError(
+            f"arguments of {job.job_name} are nested too deeply or contain themselves"
+        ) from error
     except (TypeError, ValueError) as error:
         raise SerializationError(_describe_bad_argument(job, args, error)) from error
 
@@ -81,7 +86,14 @@ def _describe_bad_argument(job: Worker, args: dict[str, Any], error: Exception) 
         except (TypeError, ValueError) as failure:
             return (
                 f"argument {name!r} of {job.job_name} cannot be stored as JSON: "
-                f"{type(value).__name__} value {value!r:.80} ({failure}). Pass JSON types, or "
-                "bytes, tuples, sets, datetimes, dates, times, Decimals or UUIDs"
+                f"{type(value).__name__} value {_short_repr(value)} ({failure}). Pass JSON "
+                "types, or bytes, tuples, sets, datetimes, dates, times, Decimals or UUIDs"
             )
     return f"arguments of {job.job_name} cannot be stored as JSON: {error}"
+
+
+def _short_repr(value: Any) -> str:
+    try:
+        return reprlib.repr(value)
+    except Exception:  # noqa: BLE001 - a broken __repr__ must not hide the real error
+        return f"<{type(value).__name__} object>"

@@ -16,7 +16,16 @@ class SerializationError(OxanusError):
 
 
 class EnqueueError(OxanusError):
-    """A job could not be enqueued: invalid arguments, timing or destination."""
+    """A job could not be enqueued: invalid arguments, timing or destination, or Redis refused.
+
+    `enqueued_ids` lists the jobs of a bulk enqueue that were stored before the failure.
+    """
+
+    enqueued_ids: list[str]
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.enqueued_ids = []
 
 
 class UnknownJobTypeError(OxanusError):

@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass, field
 
 from oxanus_sync.errors import ConfigurationError
+from oxanus_sync.validation import check_integer, check_number, check_seconds
 
 # Braces would change the Redis Cluster hash tag, and whitespace breaks the CLI's output.
 _QUEUE_NAME = re.compile(r"[A-Za-z0-9_.:#@/-]{1,200}")
@@ -29,11 +30,11 @@ class RetryPolicy:
     jitter: float = 0.2
 
     def __post_init__(self) -> None:
-        _require(self.max_retries >= 0, f"max_retries must be 0 or more, got {self.max_retries}")
-        _require(self.base_delay_s >= 0, f"base_delay_s must be 0 or more, got {self.base_delay_s}")
-        _require(self.factor >= 1, f"factor must be 1 or more, got {self.factor}")
-        _require(self.max_delay_s >= 0, f"max_delay_s must be 0 or more, got {self.max_delay_s}")
-        _require(0 <= self.jitter <= 1, f"jitter must be between 0 and 1, got {self.jitter}")
+        check_integer("max_retries", self.max_retries, minimum=0)
+        check_seconds("base_delay_s", self.base_delay_s, allow_zero=True)
+        check_number("factor", self.factor, low=1, high=1000)
+        check_seconds("max_delay_s", self.max_delay_s, allow_zero=True)
+        check_number("jitter", self.jitter, low=0, high=1)
 
     def delay_s(self, attempt: int) -> float:
         """Return the delay in seconds before retry number `attempt` (1-based)."""
@@ -57,10 +58,9 @@ class QueueConfig:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
 
     def __post_init__(self) -> None:
-        _require(
-            isinstance(self.concurrency, int) and self.concurrency >= 1,
-            f"concurrency must be a positive integer, got {self.concurrency!r}",
-        )
+        check_integer("concurrency", self.concurrency, minimum=1)
+        if not isinstance(self.retry, RetryPolicy):
+            raise ConfigurationError(f"retry must be a RetryPolicy, got {self.retry!r}")
 
 
 @dataclass(frozen=True)
@@ -90,8 +90,3 @@ def validate_queue_name(name: object) -> str:
             "_ . : # @ / - (no spaces or braces)"
         )
     return name
-
-
-def _require(condition: bool, message: str) -> None:
-    if not condition:
-        raise ConfigurationError(message)

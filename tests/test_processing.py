@@ -300,8 +300,10 @@ def test_runner_cannot_start_twice(client: Client) -> None:
 
 
 def test_unknown_job_type_retried_then_dead(client: Client) -> None:
-    queue = Queue("mixed", QueueConfig(retry=RetryPolicy(max_retries=2, base_delay_s=0)))
-    config = build_config(client, [queue], [Record])
+    # The queue allows no retry: unknown types follow RunnerSettings.unknown_type_retry.
+    queue = Queue("mixed", QueueConfig(retry=RetryPolicy(max_retries=0)))
+    settings = RunnerSettings(unknown_type_retry=RetryPolicy(max_retries=2, base_delay_s=0))
+    config = build_config(client, [queue], [Record], settings)
 
     job_id = client.enqueue(queue, Unregistered())
     stats = Runner(config, context=Recorder()).drain(timeout_s=20, include_scheduled=True)

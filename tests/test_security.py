@@ -19,6 +19,7 @@ from oxanus_sync import (
     QueueConfig,
     RetryPolicy,
     Runner,
+    RunnerSettings,
     Worker,
 )
 from oxanus_sync.storage.keys import QueueKeys
@@ -47,8 +48,12 @@ def make_client(connection: redis.Redis, namespace: str, **options: Any) -> Clie
     return Client(connection, namespace=namespace, **options)
 
 
+# Unknown job types go dead at once here instead of being retried for minutes.
+SETTINGS = RunnerSettings(unknown_type_retry=RetryPolicy(max_retries=0))
+
+
 def drain(client: Client, recorder: Recorder) -> None:
-    Runner(build_config(client, [QUEUE], [Note]), context=recorder).drain(
+    Runner(build_config(client, [QUEUE], [Note], SETTINGS), context=recorder).drain(
         timeout_s=10, include_scheduled=True
     )
 

@@ -216,7 +216,8 @@ class JobExecutor:
 
     def _unknown_type(self, job: ClaimedJob, job_type: str) -> _Outcome:
         # During a rolling deploy an older Runner may claim a type that only newer ones register,
-        # so retry with the queue's backoff to let a newer Runner take it, then give up.
+        # so retry for a while (RunnerSettings.unknown_type_retry) to let a newer Runner
+        # take it, then give up.
         message = (
             f"unknown job type {job_type!r}: this Runner has not registered it; "
             "call config.register() with the Worker subclass of that name"
@@ -227,7 +228,7 @@ class JobExecutor:
             "traceback": "",
             "attempt": job.attempt + 1,
         }
-        policy = self.queue.config.retry
+        policy = self.config.settings.unknown_type_retry
         if job.attempt + 1 > policy.max_retries:
             return _Outcome(succeeded=False, error=details)
         return _Outcome(

@@ -42,11 +42,14 @@ class Script:
         pipe.evalsha(self.sha, len(keys), *keys, *args)
 
 
-def execute_pipeline(client: redis.Redis, pipe: Any, scripts: Sequence[Script]) -> list[Any]:
+def execute_pipeline(
+    client: redis.Redis, pipe: Any, scripts: Sequence[Script], *, raise_on_error: bool = True
+) -> list[Any]:
     """Execute a non-transactional pipeline, loading any script that Redis did not know.
 
     Only the commands that failed with NOSCRIPT are sent again: Redis rejected them before
-    running them, so nothing runs twice. Any other error is raised.
+    running them, so nothing runs twice. Any other error is raised, or with `raise_on_error`
+    false left in the results in place of the reply.
     """
     commands = list(pipe.command_stack)
     results: list[Any] = pipe.execute(raise_on_error=False)
@@ -62,7 +65,7 @@ def execute_pipeline(client: redis.Redis, pipe: Any, scripts: Sequence[Script]) 
             results[i] = result
 
     for result in results:
-        if isinstance(result, Exception):
+        if raise_on_error and isinstance(result, Exception):
             raise result
     return results
 

@@ -21,6 +21,15 @@ _CLAIM_WIDTH = 1 + len(_CLAIM_FIELDS)  # the id, then the fields claim_jobs in _
 _SCRIPTS = load_scripts()
 
 
+class PartialEnqueue(Exception):  # noqa: N818 - internal signal, translated by the Client
+    """Redis rejected an enqueue chunk; the jobs before index `created` were stored."""
+
+    def __init__(self, *, created: int, error: Exception) -> None:
+        super().__init__(str(error))
+        self.created = created
+        self.error = error
+
+
 class Storage:
     """Redis operations of one namespace, each one round trip."""
 
@@ -61,7 +70,10 @@ class Storage:
             script.queue_in(pipe, [keys.ready, keys.scheduled, *job_keys], args)
 
         outcomes: list[int] = []
-        for result in execute_pipeline(self.redis, pipe, [script]):
+        results = execute_pipeline(self.redis, pipe, [script], raise_on_error=False)
+        for start, result in zip(range(0, len(jobs), ENQUEUE_CHUNK), results, strict=True):
+            if isinstance(result, Exception):
+                raise PartialEnqueue(created=start, error=result)
             outcomes.extend(int(code) for code in result)
         return outcomes
 
