@@ -23,6 +23,7 @@ from oxanus_sync import (
     SerializationError,
     Worker,
 )
+from oxanus_sync.devserver import start_server
 from oxanus_sync.storage.keys import QueueKeys
 from oxanus_sync.storage.store import ENQUEUE_CHUNK
 from tests.helpers import Recorder, build_config
@@ -296,3 +297,24 @@ def test_invalid_url_raises() -> None:
         Client.from_url("http://localhost:6379/0")
 
     assert "invalid Redis URL" in str(raised.value)
+
+
+@pytest.mark.timeout(30)
+def test_rejected_bulk_reports_stored_ids() -> None:
+    with start_server() as server:
+        connection = redis.Redis.from_url(server.url)
+        used = int(connection.info("memory")["used_memory"])
+        connection.config_set("maxmemory", used + 2 * 1024 * 1024)
+        client = Client(connection, namespace="bulk")
+        jobs = [Echo(value="x" * 1000) for _ in range(5000)]
+
+        with pytest.raises(EnqueueError) as raised:
+            client.enqueue_many(QUEUE, jobs)
+
+        stored = raised.value.enqueued_ids
+        ready_key = QueueKeys.build("bulk", QUEUE.name).ready
+        ready = [job_id.decode() for job_id in connection.lrange(ready_key, 0, -1)]
+        assert "OutOfMemoryError" in str(raised.value)
+        assert 0 < len(stored) < len(jobs)
+        assert sorted(stored) == sorted(ready)
+        connection.close()
