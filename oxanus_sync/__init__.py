@@ -10,7 +10,6 @@ from oxanus_sync.errors import (
     RedisUnavailableError,
     RetryLater,
     SerializationError,
-    UnknownJobTypeError,
 )
 from oxanus_sync.queue import Queue, QueueConfig, RetryPolicy
 from oxanus_sync.runner import DrainTimeoutError, Runner, RunnerStats
@@ -44,6 +43,5 @@ __all__ = [
     "RunnerSettings",
     "RunnerStats",
     "SerializationError",
-    "UnknownJobTypeError",
     "Worker",
 ]

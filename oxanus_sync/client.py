@@ -84,10 +84,11 @@ class Client:
         signing_keys: Sequence[str | bytes] | None = None,
         **options: Any,
     ) -> Client:
-        """Connect to `url` (redis://, rediss:// or unix://); `options` go to `redis.Redis`.
+        """Create a client for `url` (redis://, rediss:// or unix://).
 
-        Unless `options` say otherwise, connecting times out after 2 s, a command after 5 s,
-        and a command that failed on a connection error is tried twice more.
+        No connection is made until the first command. `options` go to `redis.Redis`; unless
+        they say otherwise, connecting times out after 2 s, a command after 5 s, and a command
+        that failed on a connection error is tried twice more.
         """
         options.setdefault("socket_connect_timeout", CONNECT_TIMEOUT_S)
         options.setdefault("socket_timeout", COMMAND_TIMEOUT_S)
@@ -109,12 +110,19 @@ class Client:
         )
 
     def close(self) -> None:
+        """Close the connections of this client's pool; a later call opens new ones."""
         self.redis.close()
 
     # Enqueue
 
     def enqueue(self, queue: QueueRef, job: Worker) -> str:
-        """Enqueue `job` to run as soon as a Runner takes it; return its id."""
+        """Enqueue `job` to run as soon as a Runner takes it; return its id.
+
+        Raises `SerializationError` for arguments that cannot be stored, `EnqueueError` for
+        an invalid job or a payload over `max_payload_bytes`, `ConfigurationError` for an
+        invalid queue name, and `RedisUnavailableError` when Redis cannot be reached. The
+        other enqueue methods raise the same errors.
+        """
         return self._enqueue(queue, [job], ("now", 0))[0]
 
     def enqueue_in(self, queue: QueueRef, job: Worker, delay: Delay) -> str:

@@ -28,10 +28,6 @@ class EnqueueError(OxanusError):
         self.enqueued_ids = []
 
 
-class UnknownJobTypeError(OxanusError):
-    """A payload names a job type that this Runner has not registered."""
-
-
 class RedisUnavailableError(OxanusError):
     """Redis could not be reached within the configured time."""
 
@@ -39,7 +35,8 @@ class RedisUnavailableError(OxanusError):
 class RetryLater(OxanusError):  # noqa: N818 - reads as an instruction, like dramatiq's Retry
     """Raised by a job to ask for another attempt after `delay_s` seconds.
 
-    It is not logged as an error and counts against the job's retry limit like any failure.
+    It counts against the job's retry limit and is logged as a warning like any failed attempt,
+    but it is retried even when the job type's `retry_on` does not list it.
     """
 
     def __init__(self, delay_s: float = 0.0, reason: str = "") -> None:

@@ -19,7 +19,7 @@ class Worker:
     JSON when the job is enqueued and passed back to the constructor when it runs.
 
     Example:
-        class SendEmail(Worker):
+        class SendEmail(Worker, name="send_email"):
             to: str
             subject: str
 

@@ -358,7 +358,6 @@ def _error_details(error: BaseException, attempt: int) -> dict[str, Any]:
         "message": str(error),
         "traceback": "".join(traceback.format_exception(error)),
         "attempt": attempt,
-        "at": time.time(),
     }
 
 
