@@ -345,6 +345,8 @@ def run_info(args: argparse.Namespace) -> int:
         now_ms = client.server_time_ms()
     except (redis.ConnectionError, redis.TimeoutError, RedisUnavailableError) as error:
         raise CommandError(_unreachable_message(where, error), EXIT_UNAVAILABLE) from error
+    except ConfigurationError as error:
+        raise CommandError(str(error), EXIT_UNAVAILABLE) from error
     except redis.RedisError as error:
         raise CommandError(_redis_error_message(where, error), EXIT_UNAVAILABLE) from error
     finally:
@@ -548,6 +550,13 @@ def _redis_error_message(where: str, error: redis.RedisError) -> str:
 def _unreachable_message(where: str, error: Exception) -> str:
     # redis-py ends some messages with a period, which reads badly before the semicolon.
     reason = str(error).rstrip(".")
+    if isinstance(error, redis.AuthenticationError) or isinstance(
+        error.__cause__, redis.AuthenticationError
+    ):
+        return (
+            f"Redis at {where} rejected the credentials: {reason}; check the URL's user and "
+            "password"
+        )
     return (
         f"cannot reach Redis at {where}: {reason}; check that the server is running and that "
         "the URL is right"

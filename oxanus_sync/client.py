@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import redis
 from redis.backoff import ExponentialWithJitterBackoff
@@ -99,7 +99,8 @@ class Client:
             connection = redis.Redis.from_url(url, **options)
         except ValueError as error:
             raise ConfigurationError(
-                f"invalid Redis URL {redact_url(url)!r}: {error}. Expected redis://host:port/db, "
+                f"invalid Redis URL {redact_url(url)!r}: {str(error).rstrip('.')}. Expected "
+                "redis://host:port/db, "
                 "rediss://host:port/db or unix:///path/to/redis.sock"
             ) from error
         return cls(
@@ -181,6 +182,11 @@ class Client:
     def _redis_errors(self, action: str) -> Iterator[None]:
         try:
             yield
+        except redis.AuthenticationError as error:
+            raise ConfigurationError(
+                f"could not {action}: Redis at {describe_server(self.redis)} rejected the "
+                f"credentials ({error}); check the user name and password of the URL"
+            ) from error
         except (redis.ConnectionError, redis.TimeoutError) as error:
             raise RedisUnavailableError(
                 f"could not {action}: Redis at {describe_server(self.redis)} is unreachable "
@@ -240,17 +246,29 @@ class Client:
 
 
 def redact_url(url: str) -> str:
-    """Return `url` with its password, if any, replaced by "***"."""
+    """Return `url` with its password, in the user part or the query, replaced by "***".
+
+    A URL that cannot be parsed is replaced whole, since its password cannot be located.
+    """
     try:
         parts = urlsplit(url)
         password = parts.password
     except ValueError:
+        return "<unparsable URL>"
+    if not password and "password=" not in parts.query:
         return url
-    if not password:
-        return url
-    credentials, _, address = parts.netloc.rpartition("@")
-    username = credentials.partition(":")[0]
-    return urlunsplit(parts._replace(netloc=f"{username}:***@{address}"))
+
+    if password:
+        credentials, _, address = parts.netloc.rpartition("@")
+        username = credentials.partition(":")[0]
+        parts = parts._replace(netloc=f"{username}:***@{address}")
+    if "password=" in parts.query:
+        query = [
+            (name, "***" if name == "password" else value)
+            for name, value in parse_qsl(parts.query, keep_blank_values=True)
+        ]
+        parts = parts._replace(query=urlencode(query, safe="*/:"))
+    return urlunsplit(parts)
 
 
 def _partial_enqueue_error(queue: str, ids: list[str], partial: PartialEnqueue) -> EnqueueError:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -19,6 +20,7 @@ ENQUEUE_CHUNK = 1000
 _CLAIM_FIELDS = ["payload", "attempt", "reclaims", "enqueued_at", "due_at", "sig"]
 _CLAIM_WIDTH = 1 + len(_CLAIM_FIELDS)  # the id, then the fields claim_jobs in _common.lua reads
 _SCRIPTS = load_scripts()
+logger = logging.getLogger(__name__)
 
 
 class PartialEnqueue(Exception):  # noqa: N818 - internal signal, translated by the Client
@@ -281,8 +283,20 @@ class Storage:
         options["client_name"] = name
         # NOTE: built from the pool's connection class and arguments; a Sentinel-managed pool
         # needs its own path here, which is not written yet.
-        own_pool = redis.ConnectionPool(connection_class=pool.connection_class, **options)
-        return redis.Redis(connection_pool=own_pool, single_connection_client=True)
+        try:
+            own_pool = redis.ConnectionPool(connection_class=pool.connection_class, **options)
+            return redis.Redis(connection_pool=own_pool, single_connection_client=True)
+        except redis.exceptions.NoPermissionError:
+            # The ACL user may not name its connections; a Runner then cannot wake its
+            # fetchers at shutdown and waits for BLMOVE to time out instead.
+            logger.warning(
+                "the Redis user may not run CLIENT SETNAME; connection %s stays unnamed, so "
+                "stopping waits for blocked fetchers to time out",
+                name,
+            )
+            del options["client_name"]
+            own_pool = redis.ConnectionPool(connection_class=pool.connection_class, **options)
+            return redis.Redis(connection_pool=own_pool, single_connection_client=True)
 
     def unblock(self, name_prefix: str) -> int:
         """Wake every connection whose name starts with `name_prefix` from a blocking command."""
