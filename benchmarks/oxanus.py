@@ -7,37 +7,32 @@ Jobs run in a Runner subprocess (`benchmarks.oxanus_worker`) with one queue.
 from __future__ import annotations
 
 import itertools
-import json
 import os
-import signal
-import subprocess
 import sys
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from pathlib import Path
+from typing import Any
 
 import redis
 
+from benchmarks.harness import (
+    DRAIN_TIMEOUT_S,
+    JOB_TIMEOUT_S,
+    WARMUP_JOBS,
+    pop_result,
+    redis_used_memory,
+    run_drain_subprocess,
+    start_serving_subprocess,
+    stop_process,
+    wait_for_results,
+)
 from benchmarks.oxanus_worker import QUEUE_NAME, Noop, RecordStart, Sleep
-from benchmarks.system import BenchmarkError, DrainResult, JobSystem
+from benchmarks.system import BenchmarkError, DrainResult, JobSystem, LongDrainResult
 from oxanus_sync import Client, Queue, QueueConfig
 from oxanus_sync.worker import Worker
 
-REPOSITORY_ROOT = Path(__file__).resolve().parent.parent
 WORKER_MODULE = "benchmarks.oxanus_worker"
-
-JOB_TIMEOUT_S = 30.0
-"""Maximum wait for one job of the latency workloads to start, Runner startup included."""
-
-DRAIN_TIMEOUT_S = 600.0
-"""Maximum duration of one drain, passed to the Runner subprocess."""
-
-WARMUP_JOBS = 5
-"""Jobs run one at a time, untimed, before the latency workloads start measuring."""
-
-STOP_TIMEOUT_S = 30.0
-"""Maximum wait for a serving Runner subprocess to exit after SIGTERM."""
 
 _DELETE_BATCH = 1000
 
@@ -81,28 +76,44 @@ class OxanusSync(JobSystem):
             return time.perf_counter() - started
 
     def drain(self, count: int, concurrency: int, job_sleep_s: float) -> DrainResult:
-        queue = Queue(QUEUE_NAME, QueueConfig(concurrency=concurrency))
         jobs: list[Worker]
         if job_sleep_s > 0:
             jobs = [Sleep(seconds=job_sleep_s) for _ in range(count)]
         else:
             jobs = [Noop(index=index) for index in range(count)]
+        result = self._drain(jobs, concurrency)
+        return DrainResult(
+            elapsed_s=result["elapsed_s"],
+            worker_cpu_s=result["worker_cpu_s"],
+            redis_cpu_s=result["redis_cpu_s"],
+        )
 
+    def drain_processes(self, count: int, concurrency: int, processes: int) -> DrainResult:
+        jobs = [Noop(index=index) for index in range(count)]
+        result = self._drain(jobs, concurrency, "--processes", str(processes))
+        return DrainResult(
+            elapsed_s=result["elapsed_s"],
+            worker_cpu_s=result["worker_cpu_s"],
+            redis_cpu_s=result["redis_cpu_s"],
+        )
+
+    def long_drain(self, count: int, concurrency: int, warm_count: int) -> LongDrainResult:
+        jobs = [Noop(index=index) for index in range(count)]
+        result = self._drain(jobs, concurrency, "--warm-count", str(warm_count))
+        return LongDrainResult(
+            elapsed_s=result["elapsed_s"],
+            rss_start_bytes=result["rss_start_bytes"],
+            rss_warm_bytes=result["rss_warm_bytes"],
+            rss_end_bytes=result["rss_end_bytes"],
+        )
+
+    def redis_memory_per_job(self, count: int) -> float:
+        queue = Queue(QUEUE_NAME)
         with self._fresh_client() as client:
-            client.enqueue_many(queue, jobs)
-            result = self._run_drain_worker(client.namespace, concurrency, count)
-
-            counts = client.stats([queue])[0]
-            if counts.succeeded != count or counts.ready != 0:
-                raise BenchmarkError(
-                    f"drain of {count} jobs ended with {counts.succeeded} succeeded and "
-                    f"{counts.ready} still ready in namespace {client.namespace}"
-                )
-            return DrainResult(
-                elapsed_s=result["elapsed_s"],
-                worker_cpu_s=result["worker_cpu_s"],
-                redis_cpu_s=result["redis_cpu_s"],
-            )
+            client.enqueue(queue, Noop(index=-1))
+            before = redis_used_memory(self.redis)
+            client.enqueue_many(queue, [Noop(index=index) for index in range(count)])
+            return (redis_used_memory(self.redis) - before) / count
 
     def start_latencies(self, concurrency: int, gaps_s: Sequence[float]) -> list[float]:
         queue = Queue(QUEUE_NAME, QueueConfig(concurrency=concurrency))
@@ -111,7 +122,7 @@ class OxanusSync(JobSystem):
             latencies = []
             for gap_s in gaps_s:
                 client.enqueue(queue, RecordStart(reference=time.time(), result_key=result_key))
-                latencies.append(self._pop_result(result_key))
+                latencies.append(pop_result(self.redis, result_key))
                 time.sleep(gap_s)
             return latencies
 
@@ -126,7 +137,7 @@ class OxanusSync(JobSystem):
                 client.enqueue_in(queue, job, delay_s)
                 time.sleep(gap_s)
 
-            self._wait_for_results(result_key, len(gaps_s), delay_s + JOB_TIMEOUT_S)
+            wait_for_results(self.redis, result_key, len(gaps_s), delay_s + JOB_TIMEOUT_S)
             return [float(value) for value in self.redis.lrange(result_key, 0, -1)]
 
     # Helpers
@@ -158,94 +169,46 @@ class OxanusSync(JobSystem):
             "--concurrency", str(concurrency),
         ]
 
-    def _run_drain_worker(self, namespace: str, concurrency: int, count: int) -> dict[str, float]:
-        command = [
-            *self.drain_command_prefix,
-            *self._worker_command("drain", namespace, concurrency),
-            "--count", str(count),
-            "--timeout", str(DRAIN_TIMEOUT_S),
-        ]
-        completed = subprocess.run(
-            command,
-            capture_output=True,
-            text=True,
-            env=_worker_environment(),
-            cwd=REPOSITORY_ROOT,
-            timeout=DRAIN_TIMEOUT_S + 60,
-            check=False,
-        )
-        if completed.returncode != 0:
-            raise BenchmarkError(
-                f"drain Runner exited with status {completed.returncode}:\n{completed.stderr}"
-            )
+    def _drain(self, jobs: Sequence[Worker], concurrency: int, *options: str) -> dict[str, Any]:
+        """Enqueue `jobs`, drain them with the Runner subprocess and check that all succeeded.
 
-        result_lines = [line for line in completed.stdout.splitlines() if line.startswith("{")]
-        if not result_lines:
-            raise BenchmarkError(
-                f"drain Runner printed no result:\n{completed.stdout}\n{completed.stderr}"
-            )
-        result: dict[str, float] = json.loads(result_lines[-1])
-        if result["processed"] != count:
-            raise BenchmarkError(f"drain Runner processed {result['processed']} of {count} jobs")
-        return result
+        `options` go to the end of the subprocess's command line.
+        """
+        count = len(jobs)
+        queue = Queue(QUEUE_NAME, QueueConfig(concurrency=concurrency))
+        with self._fresh_client() as client:
+            client.enqueue_many(queue, jobs)
+            command = [
+                *self.drain_command_prefix,
+                *self._worker_command("drain", client.namespace, concurrency),
+                "--count", str(count),
+                "--timeout", str(DRAIN_TIMEOUT_S),
+                *options,
+            ]
+            result = run_drain_subprocess(command, "drain Runner")
+            if result["processed"] != count:
+                raise BenchmarkError(
+                    f"drain Runner processed {result['processed']} of {count} jobs"
+                )
+
+            counts = client.stats([queue])[0]
+            if counts.succeeded != count or counts.ready != 0:
+                raise BenchmarkError(
+                    f"drain of {count} jobs ended with {counts.succeeded} succeeded and "
+                    f"{counts.ready} still ready in namespace {client.namespace}"
+                )
+            return result
 
     @contextmanager
     def _serving_runner(self, client: Client, queue: Queue) -> Iterator[None]:
         """Run a Runner subprocess on `queue`, warmed up by a few jobs, until the block exits."""
         command = self._worker_command("serve", client.namespace, queue.concurrency)
-        process = subprocess.Popen(
-            command,
-            stdout=subprocess.DEVNULL,
-            env=_worker_environment(),
-            cwd=REPOSITORY_ROOT,
-        )
+        process = start_serving_subprocess(command)
         try:
             warmup_key = f"{client.namespace}:bench:warmup"
             for _ in range(WARMUP_JOBS):
                 client.enqueue(queue, RecordStart(reference=time.time(), result_key=warmup_key))
-                self._pop_result(warmup_key, process)
+                pop_result(self.redis, warmup_key, process)
             yield
         finally:
-            _stop_process(process)
-
-    def _pop_result(self, key: str, process: subprocess.Popen[bytes] | None = None) -> float:
-        """Wait for the next value a job pushed to `key`; stop early if `process` has exited."""
-        deadline = time.monotonic() + JOB_TIMEOUT_S
-        while time.monotonic() < deadline:
-            if process is not None and process.poll() is not None:
-                status = process.returncode
-                raise BenchmarkError(f"the Runner subprocess exited with status {status}")
-            reply = self.redis.blpop([key], timeout=1)
-            if reply is not None:
-                return float(reply[1])
-        raise BenchmarkError(
-            f"timed out after {JOB_TIMEOUT_S:g} s waiting for a job to record its start in {key}"
-        )
-
-    def _wait_for_results(self, key: str, count: int, timeout_s: float) -> None:
-        deadline = time.monotonic() + timeout_s
-        while (recorded := self.redis.llen(key)) < count:
-            if time.monotonic() > deadline:
-                raise BenchmarkError(
-                    f"timed out after {timeout_s:g} s: only {recorded} of {count} jobs "
-                    f"recorded their start in {key}"
-                )
-            time.sleep(0.01)
-
-
-def _worker_environment() -> dict[str, str]:
-    environment = dict(os.environ)
-    paths = [str(REPOSITORY_ROOT), environment.get("PYTHONPATH", "")]
-    environment["PYTHONPATH"] = os.pathsep.join(path for path in paths if path)
-    return environment
-
-
-def _stop_process(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is not None:
-        return
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(timeout=STOP_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+            stop_process(process)

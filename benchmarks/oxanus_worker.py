@@ -9,8 +9,15 @@ the GIL of the enqueueing process:
 `drain` times itself from the call to `Runner.start()` until the Runner's own counter of
 processed jobs reaches `--count`, then stops the Runner and prints one JSON line on stdout:
 {"elapsed_s", "worker_cpu_s", "redis_cpu_s", "processed", "succeeded"}. The CPU times cover
-the same span: this process's threads, and the Redis server's from INFO. `serve` runs until
-SIGTERM.
+the same span: this process's threads, and the Redis server's from INFO. With
+`--warm-count N` the line also has the resident set size of this process, in bytes, just
+before `Runner.start()` ("rss_start_bytes"), once N jobs are processed ("rss_warm_bytes")
+and at the end ("rss_end_bytes").
+
+`drain --processes N` with N > 1 forks N Runner processes instead. Each builds its Runner
+and waits. The clock starts when this process tells them all to start, and stops when the
+sum of their processed counters, which they copy to shared memory every 2 ms, reaches
+`--count`. "worker_cpu_s" is then the sum over the N processes. `serve` runs until SIGTERM.
 """
 
 from __future__ import annotations
@@ -18,18 +25,22 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import multiprocessing
+import queue
 import sys
 import time
+from multiprocessing.sharedctypes import SynchronizedArray
 from typing import Any
 
 import redis
 
+from benchmarks.harness import DRAIN_POLL_INTERVAL_S, redis_cpu_s, rss_bytes
 from oxanus_sync import Client, Config, Context, Queue, QueueConfig, Runner, Worker
 
 QUEUE_NAME = "bench"
 
-DRAIN_POLL_INTERVAL_S = 0.002
-"""Pause between two reads of the Runner's processed counter in `drain` mode."""
+CHILD_READY_TIMEOUT_S = 60.0
+"""Maximum wait for the Runner processes of a multi-process drain to build their Runners."""
 
 
 class Noop(Worker, name="bench.noop"):
@@ -73,10 +84,18 @@ def build_runner(url: str, namespace: str, concurrency: int) -> Runner:
     return Runner(config, context=redis.Redis.from_url(url))
 
 
-def drain(runner: Runner, count: int, timeout_s: float) -> dict[str, float | int]:
-    """Start `runner`, wait until it has processed `count` jobs, then stop it and return timings."""
+def drain(
+    runner: Runner, count: int, timeout_s: float, warm_count: int = 0
+) -> dict[str, float | int]:
+    """Start `runner`, wait until it has processed `count` jobs, then stop it and return timings.
+
+    With `warm_count` > 0, also return the resident set size of this process before the
+    start, once `warm_count` jobs are processed and at the end.
+    """
     connection = runner.client.redis
-    redis_cpu_before = _redis_cpu_s(connection)
+    rss_start = rss_bytes() if warm_count > 0 else 0
+    rss_warm: int | None = None
+    redis_cpu_before = redis_cpu_s(connection)
     cpu_before = time.process_time()
     started = time.perf_counter()
     runner.start()
@@ -88,25 +107,123 @@ def drain(runner: Runner, count: int, timeout_s: float) -> dict[str, float | int
                 f"the Runner processed {runner.stats.processed} of {count} jobs "
                 f"in {timeout_s:g} s"
             )
+        if rss_warm is None and warm_count > 0 and runner.stats.processed >= warm_count:
+            rss_warm = rss_bytes()
         time.sleep(DRAIN_POLL_INTERVAL_S)
     elapsed_s = time.perf_counter() - started
     worker_cpu_s = time.process_time() - cpu_before
-    redis_cpu_s = _redis_cpu_s(connection) - redis_cpu_before
+    redis_cpu_s_used = redis_cpu_s(connection) - redis_cpu_before
+
+    result: dict[str, float | int] = {}
+    if warm_count > 0:
+        rss_end = rss_bytes()
+        result["rss_start_bytes"] = rss_start
+        result["rss_warm_bytes"] = rss_warm if rss_warm is not None else rss_end
+        result["rss_end_bytes"] = rss_end
 
     stats = runner.stop()
+    result.update(
+        elapsed_s=elapsed_s,
+        worker_cpu_s=worker_cpu_s,
+        redis_cpu_s=redis_cpu_s_used,
+        processed=stats.processed,
+        succeeded=stats.succeeded,
+    )
+    return result
+
+
+def drain_processes(
+    url: str, namespace: str, concurrency: int, count: int, processes: int, timeout_s: float
+) -> dict[str, float | int]:
+    """Drain `count` jobs with `processes` forked Runner processes and return timings.
+
+    This process builds no Runner and opens no Redis connection before it forks.
+    """
+    context = multiprocessing.get_context("fork")
+    counters = context.Array("q", processes, lock=False)
+    ready = context.Semaphore(0)
+    go = context.Event()
+    stop = context.Event()
+    results: multiprocessing.Queue[tuple[float, int, int]] = context.Queue()
+    children = [
+        context.Process(
+            target=_drain_child,
+            args=(url, namespace, concurrency, slot, counters, ready, go, stop, results),
+            name=f"runner-{slot}",
+        )
+        for slot in range(processes)
+    ]
+    for child in children:
+        child.start()
+
+    try:
+        for _ in children:
+            if not ready.acquire(timeout=CHILD_READY_TIMEOUT_S):
+                raise TimeoutError(
+                    f"the {processes} Runner processes were not ready "
+                    f"in {CHILD_READY_TIMEOUT_S:g} s"
+                )
+
+        connection = redis.Redis.from_url(url)
+        redis_cpu_before = redis_cpu_s(connection)
+        started = time.perf_counter()
+        go.set()
+        deadline = started + timeout_s
+        while sum(counters) < count:
+            if time.perf_counter() > deadline:
+                raise TimeoutError(
+                    f"the Runners processed {sum(counters)} of {count} jobs in {timeout_s:g} s"
+                )
+            time.sleep(DRAIN_POLL_INTERVAL_S)
+        elapsed_s = time.perf_counter() - started
+        redis_cpu_s_used = redis_cpu_s(connection) - redis_cpu_before
+    finally:
+        stop.set()
+
+    worker_cpu_s = 0.0
+    processed = succeeded = 0
+    for _ in children:
+        try:
+            child_cpu_s, child_processed, child_succeeded = results.get(timeout=60)
+        except queue.Empty as error:
+            raise TimeoutError("a Runner process did not report its statistics") from error
+        worker_cpu_s += child_cpu_s
+        processed += child_processed
+        succeeded += child_succeeded
+    for child in children:
+        child.join()
     return {
         "elapsed_s": elapsed_s,
         "worker_cpu_s": worker_cpu_s,
-        "redis_cpu_s": redis_cpu_s,
-        "processed": stats.processed,
-        "succeeded": stats.succeeded,
+        "redis_cpu_s": redis_cpu_s_used,
+        "processed": processed,
+        "succeeded": succeeded,
     }
 
 
-def _redis_cpu_s(connection: redis.Redis) -> float:
-    """Return the CPU time, user plus system, that the Redis server process has used."""
-    info = connection.info("cpu")
-    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+def _drain_child(
+    url: str,
+    namespace: str,
+    concurrency: int,
+    slot: int,
+    counters: SynchronizedArray[int],
+    ready: Any,
+    go: Any,
+    stop: Any,
+    results: multiprocessing.Queue[tuple[float, int, int]],
+) -> None:
+    """Run one Runner of a multi-process drain, copying its processed counter to `counters`."""
+    runner = build_runner(url, namespace, concurrency)
+    ready.release()
+    go.wait()
+    cpu_before = time.process_time()
+    runner.start()
+    while not stop.is_set():
+        counters[slot] = runner.stats.processed
+        time.sleep(DRAIN_POLL_INTERVAL_S)
+    worker_cpu_s = time.process_time() - cpu_before
+    stats = runner.stop()
+    results.put((worker_cpu_s, stats.processed, stats.succeeded))
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -124,6 +241,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--timeout", type=float, default=300.0, help="drain: maximum wait in seconds"
     )
+    parser.add_argument(
+        "--processes", type=int, default=1, help="drain: number of Runner processes"
+    )
+    parser.add_argument(
+        "--warm-count",
+        type=int,
+        default=0,
+        help="drain with one process: also report the resident set size after this many jobs",
+    )
     return parser.parse_args(argv)
 
 
@@ -131,13 +257,19 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     # Warnings and errors only, so the Runner's per-job INFO lines cost one level check each.
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
-    runner = build_runner(args.url, args.namespace, args.concurrency)
+    if args.mode == "drain" and args.processes > 1:
+        result = drain_processes(
+            args.url, args.namespace, args.concurrency, args.count, args.processes, args.timeout
+        )
+        print(json.dumps(result), flush=True)
+        return 0
 
+    runner = build_runner(args.url, args.namespace, args.concurrency)
     if args.mode == "serve":
         stats = runner.run_forever()
-        result: dict[str, float | int] = {"processed": stats.processed}
+        result = {"processed": stats.processed}
     else:
-        result = drain(runner, args.count, args.timeout)
+        result = drain(runner, args.count, args.timeout, args.warm_count)
 
     print(json.dumps(result), flush=True)
     return 0

@@ -47,17 +47,35 @@ def summarize(system: str, runs: Sequence[Sequence[Measurement]]) -> list[Row]:
     ]
 
 
-def format_table(rows: Sequence[Row]) -> str:
-    """Return `rows` as a Markdown table, with values rounded for reading."""
-    lines = [
-        "| system | workload | median | min | max | unit | runs |",
-        "| --- | --- | ---: | ---: | ---: | --- | ---: |",
-    ]
+def order_by_workload(rows: Sequence[Row], systems: Sequence[str]) -> list[Row]:
+    """Return `rows` grouped by workload, in first-seen order, and by `systems` within each."""
+    workloads = list(dict.fromkeys(row.workload for row in rows))
+    return sorted(
+        rows, key=lambda row: (workloads.index(row.workload), systems.index(row.system))
+    )
+
+
+def format_table(rows: Sequence[Row], baseline: str | None = None) -> str:
+    """Return `rows` as a Markdown table, with values rounded for reading.
+
+    With a `baseline` system, a last column gives each median divided by the baseline's
+    median for the same workload, where both are positive.
+    """
+    baseline_values = {row.workload: row.value for row in rows if row.system == baseline}
+    header = "| system | workload | median | min | max | unit | runs |"
+    separator = "| --- | --- | ---: | ---: | ---: | --- | ---: |"
+    if baseline is not None:
+        header += f" ratio to {baseline} |"
+        separator += " ---: |"
+    lines = [header, separator]
     for row in rows:
-        lines.append(
+        line = (
             f"| {row.system} | {row.workload} | {_format_number(row.value)} | "
             f"{_format_number(row.min)} | {_format_number(row.max)} | {row.unit} | {row.runs} |"
         )
+        if baseline is not None:
+            line += f" {_format_ratio(row.value, baseline_values.get(row.workload))} |"
+        lines.append(line)
     return "\n".join(lines)
 
 
@@ -65,6 +83,13 @@ def write_json(path: Path, rows: Sequence[Row]) -> None:
     """Write `rows` to `path` as a JSON list of objects, one per row."""
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps([asdict(row) for row in rows], indent=2) + "\n")
+
+
+def _format_ratio(value: float, baseline_value: float | None) -> str:
+    if baseline_value is None or baseline_value <= 0 or value <= 0:
+        return ""
+    ratio = value / baseline_value
+    return f"{ratio:.2f}" if ratio < 10 else f"{ratio:.1f}"
 
 
 def _format_number(value: float) -> str:

@@ -16,6 +16,10 @@ class BenchmarkError(RuntimeError):
     """A benchmark could not complete: a worker failed, timed out or lost jobs."""
 
 
+class NotSupportedError(Exception):
+    """A system cannot run a workload as specified. The message gives the reason."""
+
+
 @dataclass(frozen=True)
 class DrainResult:
     """Timing of one drain, from the worker's start to the last job finished, in seconds.
@@ -29,6 +33,20 @@ class DrainResult:
     redis_cpu_s: float | None = None
 
 
+@dataclass(frozen=True)
+class LongDrainResult:
+    """Timing and resident set sizes of the worker process over one long drain.
+
+    The sizes are taken just before the worker starts, after the first `warm_count` jobs and
+    after the last job, in bytes.
+    """
+
+    elapsed_s: float
+    rss_start_bytes: int
+    rss_warm_bytes: int
+    rss_end_bytes: int
+
+
 class JobSystem(ABC):
     """One job system under test, connected to one Redis server.
 
@@ -39,6 +57,9 @@ class JobSystem(ABC):
     """
 
     name: ClassVar[str]
+
+    max_concurrency: ClassVar[int | None] = None
+    """Maximum number of jobs that one worker process runs at once, or None for no limit."""
 
     @abstractmethod
     def enqueue_one_by_one(self, count: int) -> float:
@@ -81,6 +102,27 @@ class JobSystem(ABC):
         returns for each job its start time minus its due time (the enqueue call plus
         `delay_s`).
         """
+
+    @abstractmethod
+    def redis_memory_per_job(self, count: int) -> float:
+        """Queue `count` no-op jobs and return the growth of Redis `used_memory` per job, in bytes.
+
+        No worker runs. The memory is read before the jobs are enqueued and after.
+        """
+
+    def drain_processes(self, count: int, concurrency: int, processes: int) -> DrainResult:
+        """Run `count` no-op jobs on `processes` worker processes, timed like `drain`.
+
+        Raises NotSupportedError unless the system overrides it.
+        """
+        raise NotSupportedError(f"measured for oxanus_sync only, not implemented for {self.name}")
+
+    def long_drain(self, count: int, concurrency: int, warm_count: int) -> LongDrainResult:
+        """Run `count` no-op jobs on one worker process and report its resident set size.
+
+        Raises NotSupportedError unless the system overrides it.
+        """
+        raise NotSupportedError(f"measured for oxanus_sync only, not implemented for {self.name}")
 
     @abstractmethod
     def close(self) -> None:
