@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
 
@@ -33,10 +34,26 @@ class Context(Generic[T]):
 
     `shared` is the value given to `Runner(config, context=...)`, the same object for every job
     of the process (database pools, settings), so it must be safe to use from several threads.
+    `state` is the progress value that an earlier attempt of this job saved with `save_state`,
+    or None.
     """
 
     shared: T
     meta: JobMeta
+    state: Any = None
+    _saver: Callable[[Any], bool] | None = field(default=None, repr=False, compare=False)
+
+    def save_state(self, value: Any) -> bool:
+        """Store `value` as this job's progress, for the next attempt after a failure or crash.
+
+        `value` must be storable like job arguments (JSON, extended to bytes, tuples, dates and
+        the other types that arguments accept). It is written at once, one round trip. Returns
+        False when this process no longer owns the job (its lease was lost), in which case the
+        value is not stored and the job should stop.
+        """
+        if self._saver is None:
+            raise RuntimeError("save_state() needs a job run by a Runner")
+        return self._saver(value)
 
     @property
     def job_id(self) -> str:

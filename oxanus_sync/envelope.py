@@ -97,3 +97,26 @@ def _short_repr(value: Any) -> str:
         return reprlib.repr(value)
     except Exception:  # noqa: BLE001 - a broken __repr__ must not hide the real error
         return f"<{type(value).__name__} object>"
+
+
+def encode_state(value: Any) -> bytes:
+    """Encode a job's progress state, or raise `SerializationError` saying why it cannot be."""
+    try:
+        return _encoder.encode(to_json(value)).encode("utf-8")
+    except RecursionError as error:
+        raise SerializationError("job state is nested too deeply or contains itself") from error
+    except (TypeError, ValueError) as error:
+        raise SerializationError(
+            f"job state {_short_repr(value)} cannot be stored: {error}. Use the types that job "
+            "arguments accept"
+        ) from error
+
+
+def decode_state(data: bytes | None) -> Any:
+    """Decode a stored progress state; None when there is none."""
+    if not data:
+        return None
+    try:
+        return _decoder.decode(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, TypeError) as error:
+        raise SerializationError(f"stored job state is invalid: {error}") from error

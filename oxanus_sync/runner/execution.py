@@ -19,7 +19,7 @@ import redis
 
 from oxanus_sync.config import Config
 from oxanus_sync.context import Context, JobMeta
-from oxanus_sync.envelope import decode_payload
+from oxanus_sync.envelope import decode_payload, decode_state, encode_state
 from oxanus_sync.errors import RetryLater, SerializationError
 from oxanus_sync.queue import Queue
 from oxanus_sync.runner.counters import RunnerStats
@@ -163,7 +163,12 @@ class JobExecutor:
         return envelope.job_type, self._call(job, instance)
 
     def _call(self, job: ClaimedJob, instance: Worker) -> _Outcome:
-        context = Context(shared=self.shared, meta=_meta(job, instance.job_name))
+        context = Context(
+            shared=self.shared,
+            meta=_meta(job, instance.job_name),
+            state=decode_state(job.state),
+            _saver=lambda value: self._save_state(job, value),
+        )
         logger.debug(
             "job started job_id=%s queue=%s type=%s attempt=%d",
             job.id,
@@ -176,6 +181,18 @@ class JobExecutor:
         except BaseException as error:  # noqa: BLE001 - a job's failure must never end the thread
             return self._failure(job, instance, error)
         return _Outcome(succeeded=True)
+
+    def _save_state(self, job: ClaimedJob, value: object) -> bool:
+        saved = self.storage.save_state(
+            self.queue.name, self.process_id, job.id, encode_state(value)
+        )
+        if not saved:
+            logger.warning(
+                "job state not saved job_id=%s queue=%s: this process no longer owns the job",
+                job.id,
+                job.queue,
+            )
+        return saved
 
     def _failure(self, job: ClaimedJob, instance: Worker, error: BaseException) -> _Outcome:
         details = _error_details(error, job.attempt + 1)

@@ -19,10 +19,14 @@ Per queue:
 | `P:{Q}:stats`               | HASH | counters: processed, succeeded, failed, retried, dead      |
 | `P:{Q}:job:<id>`            | HASH | one job, fields below                                      |
 
-Fields of a job hash: `payload` (the JSON envelope, never rewritten), `enqueued_at`,
-`ready_at` (when it last entered the ready list), `due_at` (scheduled or retry time),
-`attempt` (failed attempts so far), `reclaims` (times taken back from a dead process),
-`error` (JSON of the last error: type, message, traceback, at), `dead_at`.
+Fields of a job hash:
+- `payload`: the JSON envelope, never rewritten;
+- `sig`: the payload's HMAC signature, when the Client signs payloads;
+- `enqueued_at`, `ready_at` (when it last entered the ready list), `due_at` (scheduled or
+  retry time), `dead_at`;
+- `attempt`: failed attempts so far; `reclaims`: times taken back from a stopped process;
+- `error`: JSON of the last error (type, message, traceback, attempt);
+- `state`: the progress a running job saved with `Context.save_state`, kept across attempts.
 
 A job exists exactly while its hash exists; the lists and sets hold only ids. A job is in one
 place at a time: the ready list, one processing list, the scheduled or retry set, or the dead

@@ -24,6 +24,7 @@ class ClaimedJob:
     enqueued_at_ms: int | None
     due_at_ms: int | None
     signature: bytes | None = None
+    state: bytes | None = None
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from oxanus_sync.storage.scripts import execute_pipeline, load_scripts
 # Jobs per enqueue script call; bounded because Lua's unpack() has a stack limit near 8,000.
 ENQUEUE_CHUNK = 1000
 
-_CLAIM_FIELDS = ["payload", "attempt", "reclaims", "enqueued_at", "due_at", "sig"]
+_CLAIM_FIELDS = ["payload", "attempt", "reclaims", "enqueued_at", "due_at", "sig", "state"]
 _CLAIM_WIDTH = 1 + len(_CLAIM_FIELDS)  # the id, then the fields claim_jobs in _common.lua reads
 _SCRIPTS = load_scripts()
 logger = logging.getLogger(__name__)
@@ -170,6 +170,14 @@ class Storage:
             ],
         )
         return bool(owned), _parse_claimed(queue, raw)
+
+    def save_state(self, queue: str, process_id: str, job_id: str, state: bytes) -> bool:
+        """Store a running job's progress state; False when the process no longer owns it."""
+        keys = self.keys(queue)
+        saved = self._script["save_state"](
+            self.redis, [keys.processing(process_id), keys.job(job_id)], [job_id, state]
+        )
+        return bool(saved)
 
     def requeue(self, queue: str, process_id: str, job_id: str) -> bool:
         keys = self.keys(queue)
@@ -431,7 +439,7 @@ def _server_time_ms(client: redis.Redis) -> int:
 def _parse_claimed(queue: str, raw: Sequence[Any]) -> list[ClaimedJob]:
     jobs = []
     for i in range(0, len(raw), _CLAIM_WIDTH):
-        job_id, payload, attempt, reclaims, enqueued_at, due_at, signature = raw[
+        job_id, payload, attempt, reclaims, enqueued_at, due_at, signature, state = raw[
             i : i + _CLAIM_WIDTH
         ]
         jobs.append(
@@ -444,6 +452,7 @@ def _parse_claimed(queue: str, raw: Sequence[Any]) -> list[ClaimedJob]:
                 enqueued_at_ms=int(enqueued_at) if enqueued_at else None,
                 due_at_ms=int(due_at) if due_at else None,
                 signature=signature,
+                state=state,
             )
         )
     return jobs

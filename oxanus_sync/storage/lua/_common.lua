@@ -15,7 +15,7 @@ end
 
 -- Move up to `count` ids from the tail of `ready` to the head of `processing` and return, for
 -- each job, its id followed by the job hash fields payload, attempt, reclaims, enqueued_at,
--- due_at and sig. An id whose hash is gone (the job was deleted) is dropped on the way.
+-- due_at, sig and state. An id whose hash is gone (the job was deleted) is dropped on the way.
 local function claim_jobs(ready, processing, job_prefix, count)
   local claimed = {}
   local taken, scanned = 0, 0
@@ -27,10 +27,10 @@ local function claim_jobs(ready, processing, job_prefix, count)
     end
 
     local fields = redis.call('HMGET', job_prefix .. id,
-      'payload', 'attempt', 'reclaims', 'enqueued_at', 'due_at', 'sig')
+      'payload', 'attempt', 'reclaims', 'enqueued_at', 'due_at', 'sig', 'state')
     if fields[1] then
       claimed[#claimed + 1] = id
-      for i = 1, 6 do
+      for i = 1, 7 do
         claimed[#claimed + 1] = fields[i]
       end
       taken = taken + 1
