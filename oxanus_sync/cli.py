@@ -342,6 +342,7 @@ def run_info(args: argparse.Namespace) -> int:
     try:
         counts = client.stats()
         processes = client.processes()
+        periodic = client.periodic_jobs()
         now_ms = client.server_time_ms()
     except (redis.ConnectionError, redis.TimeoutError, RedisUnavailableError) as error:
         raise CommandError(_unreachable_message(where, error), EXIT_UNAVAILABLE) from error
@@ -354,6 +355,7 @@ def run_info(args: argparse.Namespace) -> int:
 
     if args.json:
         document = info_document(client.namespace, counts, processes)
+        document["periodic"] = periodic
         print(json.dumps(document, indent=2))
     else:
         print(f"namespace {client.namespace!r} on {where}")
@@ -361,6 +363,8 @@ def run_info(args: argparse.Namespace) -> int:
         print("\n".join(format_queues(counts)))
         print()
         print("\n".join(format_processes(processes, now_ms)))
+        print()
+        print("\n".join(format_periodic(periodic, now_ms)))
     return EXIT_OK
 
 
@@ -423,6 +427,24 @@ def format_queues(counts: Sequence[QueueCounts]) -> list[str]:
         for queue in counts
     ]
     return format_table(headers, rows, left_aligned={0})
+
+
+def format_periodic(periodic: dict[str, dict[str, Any]], now_ms: int) -> list[str]:
+    """Format periodic jobs with their next run as an aligned table, or "no periodic jobs"."""
+    if not periodic:
+        return ["no periodic jobs"]
+    headers = ("periodic job", "queue", "expression", "timezone", "next run")
+    rows = [
+        (
+            name,
+            str(entry.get("queue", "?")),
+            str(entry.get("expression", "?")),
+            str(entry.get("timezone", "?")),
+            f"in {format_duration(max(int(entry.get('next_run_ms', now_ms)) - now_ms, 0))}",
+        )
+        for name, entry in sorted(periodic.items())
+    ]
+    return format_table(headers, rows, left_aligned={0, 1, 2, 3})
 
 
 def _count(value: int) -> str:

@@ -212,6 +212,11 @@ class Client:
         with self._redis_errors("read queue stats"):
             return self.storage.queue_counts(names)
 
+    def periodic_jobs(self) -> dict[str, dict[str, Any]]:
+        """Return the periodic jobs that Runners registered, with their next run in ms."""
+        with self._redis_errors("list periodic jobs"):
+            return self.storage.periodic()
+
     def processes(self) -> list[ProcessRecord]:
         """Return the live Runner processes of this namespace."""
         with self._redis_errors("list Runner processes"):

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from oxanus_sync.client import Client
+from oxanus_sync.cron import CronJob, MissedPolicy
 from oxanus_sync.errors import ConfigurationError
 from oxanus_sync.queue import Queue, RetryPolicy
 from oxanus_sync.validation import check_integer, check_seconds
@@ -100,6 +101,7 @@ class Config:
         self.context = context
         self.queues: dict[str, Queue] = {}
         self.job_types: dict[str, type[Worker]] = {}
+        self.cron_jobs: dict[str, CronJob] = {}
 
     def register_queue(self, queue: Queue) -> Queue:
         """Serve `queue`; registering the same name with another policy is an error."""
@@ -130,9 +132,47 @@ class Config:
         self.job_types[job_type.job_name] = job_type
         return job_type
 
+    def register_cron(
+        self,
+        expression: str,
+        job: Worker,
+        queue: Queue | str,
+        *,
+        timezone: str = "UTC",
+        name: str | None = None,
+        missed: MissedPolicy = "latest",
+    ) -> CronJob:
+        """Enqueue `job` on `queue` at every tick of the cron `expression` in `timezone`.
+
+        The job's type and, given as a `Queue`, the queue are registered too. Ticks that pass
+        while no Runner is up follow `missed`: "latest" runs the most recent one once when a
+        Runner returns, "skip" drops them. See `oxanus_sync.cron` for the expression syntax
+        and the daylight-saving rules.
+        """
+        queue_name = queue.name if isinstance(queue, Queue) else queue
+        cron_job = CronJob.build(
+            expression, job, queue_name, timezone=timezone, name=name, missed=missed
+        )
+        if cron_job.name in self.cron_jobs:
+            raise ConfigurationError(
+                f"periodic job {cron_job.name!r} is already registered; pass name= to tell "
+                "two periodic jobs apart"
+            )
+        if isinstance(queue, Queue):
+            self.register_queue(queue)
+        self.register(type(job))
+        self.cron_jobs[cron_job.name] = cron_job
+        return cron_job
+
     def validate(self) -> None:
         """Raise `ConfigurationError` unless a Runner can start with this config."""
         if not self.queues:
             raise ConfigurationError("no queue registered: call config.register_queue(Queue(...))")
         if not self.job_types:
             raise ConfigurationError("no job type registered: call config.register(YourWorker)")
+        for cron_job in self.cron_jobs.values():
+            if cron_job.queue not in self.queues:
+                raise ConfigurationError(
+                    f"periodic job {cron_job.name!r} enqueues to queue {cron_job.queue!r}, "
+                    "which is not registered: call config.register_queue() for it"
+                )

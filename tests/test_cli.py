@@ -359,7 +359,12 @@ def test_info_empty_namespace_json(redis_url: str, namespace: str) -> None:
     result = run_cli("info", "--url", redis_url, "--namespace", namespace, "--json")
 
     assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout) == {"namespace": namespace, "queues": [], "processes": []}
+    assert json.loads(result.stdout) == {
+        "namespace": namespace,
+        "queues": [],
+        "processes": [],
+        "periodic": {},
+    }
 
 
 def test_info_url_from_environment(redis_url: str, namespace: str) -> None:

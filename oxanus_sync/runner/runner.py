@@ -17,10 +17,12 @@ from oxanus_sync.client import Client
 from oxanus_sync.config import Config
 from oxanus_sync.errors import ConfigurationError, OxanusError
 from oxanus_sync.runner.counters import RunnerStats
+from oxanus_sync.runner.cron import CronService
 from oxanus_sync.runner.execution import JobExecutor
 from oxanus_sync.runner.fetcher import Fetcher
 from oxanus_sync.runner.heartbeat import Heartbeat
 from oxanus_sync.runner.scheduler import Scheduler
+from oxanus_sync.runner.service import Service
 from oxanus_sync.storage.store import Storage
 
 logger = logging.getLogger(__name__)
@@ -78,6 +80,16 @@ class Runner:
             concurrency=sum(q.concurrency for q in config.queues.values()),
         )
         self.heartbeat.thread_failures = self._failing_threads
+        self.cron = (
+            CronService(
+                storage=self.storage,
+                jobs=list(config.cron_jobs.values()),
+                signer=client.signer,
+                clock_offset_ms=lambda: self.heartbeat.clock_offset_ms,
+            )
+            if config.cron_jobs
+            else None
+        )
         self.heartbeat.claimed_ids = self._claimed_ids
 
     def _fetcher(self, queue_name: str) -> Fetcher:
@@ -126,7 +138,7 @@ class Runner:
         self.heartbeat.beat()
         self.heartbeat.reclaim()
         self.storage.register_queues(self.config.queues)
-        for thread in (self.heartbeat, self.scheduler, *self.fetchers):
+        for thread in self._services():
             thread.start()
         logger.info(
             "runner started process_id=%s pid=%d queues=%s job_types=%d",
@@ -210,6 +222,9 @@ class Runner:
             self._give_back_running()
         self.closed.set()
 
+        if self.cron is not None:
+            self.cron.stop()
+            self.cron.join(timeout=5)
         self.scheduler.stop()
         self.scheduler.join(timeout=5)
         self.heartbeat.stop()
@@ -279,14 +294,19 @@ class Runner:
                 ",".join(held),
             )
 
+    def _services(self) -> list[Service]:
+        services: list[Service] = [self.heartbeat, self.scheduler, *self.fetchers]
+        if self.cron is not None:
+            services.append(self.cron)
+        return services
+
     def _claimed_ids(self) -> dict[str, set[str]]:
         return {
             fetcher.executor.queue.name: fetcher.executor.claimed_ids() for fetcher in self.fetchers
         }
 
     def _failing_threads(self) -> dict[str, str]:
-        threads = (self.heartbeat, self.scheduler, *self.fetchers)
-        return {thread.name: thread.last_error for thread in threads if thread.failures}
+        return {thread.name: thread.last_error for thread in self._services() if thread.failures}
 
     def _warn_about_eviction(self) -> None:
         try:

@@ -17,6 +17,7 @@ Per queue:
 | `P:{Q}:retry`               | ZSET | job id -> due time, for failed jobs waiting to retry       |
 | `P:{Q}:dead`                | ZSET | job id -> time it went dead                                |
 | `P:{Q}:stats`               | HASH | counters: processed, succeeded, failed, retried, dead      |
+| `P:{Q}:cron`                | HASH | periodic job name -> last tick that fired or was skipped   |
 | `P:{Q}:job:<id>`            | HASH | one job, fields below                                      |
 
 Fields of a job hash:
@@ -40,6 +41,7 @@ Global:
 | `P:processes`         | ZSET | Runner process id -> start time                                  |
 | `P:process:<proc>`    | HASH | host, pid, queues, concurrency, busy, started_at, last_beat; it |
 |                       |      | expires when the process stops heartbeating                      |
+| `P:periodic`          | HASH | periodic job name -> JSON: queue, expression, time zone, next run |
 """
 
 from __future__ import annotations
@@ -60,6 +62,7 @@ class QueueKeys:
     retry: str
     dead: str
     stats: str
+    cron: str
     job_prefix: str
     processing_prefix: str
 
@@ -74,6 +77,7 @@ class QueueKeys:
             retry=base + "retry",
             dead=base + "dead",
             stats=base + "stats",
+            cron=base + "cron",
             job_prefix=base + "job:",
             processing_prefix=base + "processing:",
         )
@@ -92,6 +96,7 @@ class GlobalKeys:
     queues: str
     processes: str
     process_prefix: str
+    periodic: str
 
     @classmethod
     def build(cls, namespace: str) -> GlobalKeys:
@@ -99,6 +104,7 @@ class GlobalKeys:
             queues=f"{namespace}:queues",
             processes=f"{namespace}:processes",
             process_prefix=f"{namespace}:process:",
+            periodic=f"{namespace}:periodic",
         )
 
     def process(self, process_id: str) -> str:

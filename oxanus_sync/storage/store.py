@@ -314,6 +314,41 @@ class Storage:
                 woken += int(self.redis.client_unblock(int(entry["id"])))
         return woken
 
+    # Periodic jobs
+
+    def last_cron_tick(self, queue: str, name: str) -> int | None:
+        """Return the last tick in ms that fired or was skipped for periodic job `name`."""
+        value = self.redis.hget(self.keys(queue).cron, name)
+        return int(value) if value is not None else None
+
+    def fire_cron(
+        self, queue: str, name: str, tick_ms: int, job: tuple[str, bytes, bytes], *, run: bool
+    ) -> int:
+        """Enqueue a periodic job's tick once (or only record it when `run` is false).
+
+        Returns 1 when it enqueued, 2 when it only recorded the tick, 0 when another Runner
+        had already handled this tick.
+        """
+        keys = self.keys(queue)
+        job_id, payload, signature = job
+        return int(
+            self._script["cron_fire"](
+                self.redis,
+                [keys.cron, keys.ready, keys.job(job_id)],
+                [name, tick_ms, job_id, payload, signature, "fire" if run else "mark"],
+            )
+        )
+
+    def publish_periodic(self, entries: dict[str, str]) -> None:
+        """Record periodic jobs and their next run for operators (`oxanus-sync info`)."""
+        if entries:
+            mapping: dict[Any, Any] = dict(entries)
+            self.redis.hset(self.global_keys.periodic, mapping=mapping)
+
+    def periodic(self) -> dict[str, dict[str, Any]]:
+        raw = self.redis.hgetall(self.global_keys.periodic)
+        return {_text(name): json.loads(value) for name, value in raw.items()}
+
     # Inspection
 
     def queue_counts(self, queues: Sequence[str]) -> list[QueueCounts]:
