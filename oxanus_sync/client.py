@@ -13,14 +13,18 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import redis
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.retry import Retry
+from redis.sentinel import Sentinel, SentinelConnectionPool
 
 from oxanus_sync.envelope import encode_job
 from oxanus_sync.errors import ConfigurationError, EnqueueError, RedisUnavailableError
 from oxanus_sync.queue import Queue, validate_queue_name
+from oxanus_sync.sentinel import SYNTAX as SENTINEL_SYNTAX
+from oxanus_sync.sentinel import is_sentinel_url, parse_sentinel_url
 from oxanus_sync.signing import Signer
 from oxanus_sync.storage.keys import DEFAULT_NAMESPACE
 from oxanus_sync.storage.records import DeadJob, ProcessRecord, QueueCounts
-from oxanus_sync.storage.store import PartialEnqueue, Storage
+from oxanus_sync.storage.scripts import load_scripts
+from oxanus_sync.storage.store import ENQUEUE_CHUNK, PartialEnqueue, Storage
 from oxanus_sync.worker import Worker
 
 QueueRef = Queue | str
@@ -37,16 +41,43 @@ RETRIES = 2
 DEFAULT_MAX_PAYLOAD_BYTES = 512 * 1024
 MAX_DELAY_S = 100 * 365 * 24 * 3600.0
 
+DEFAULT_WAIT_TIMEOUT_MS = 1000
+# Time between the end of a WAIT and the socket timeout, left for its reply to arrive.
+WAIT_REPLY_MARGIN_S = 0.5
+# Job ids quoted in the message of a NotReplicatedError; enqueued_ids contains all of them.
+QUOTED_IDS = 5
+
+_ENQUEUE_SCRIPT = load_scripts()["enqueue"]
+
+
+class NotReplicatedError(EnqueueError):
+    """Jobs were stored on the primary, but fewer replicas than `Client.wait_replicas`
+    acknowledged them within `Client.wait_timeout_ms`.
+
+    `enqueued_ids` lists the stored jobs. They run normally unless the primary fails before
+    its replicas receive them.
+    """
+
 
 class Client:
     """A handle on one Redis namespace, safe to share between threads.
 
-    Build it from a URL with `Client.from_url("redis://localhost:6379/0")`, or from an existing
-    `redis.Redis` made with `decode_responses=False` (the default).
+    Build it from a URL with `Client.from_url("redis://localhost:6379/0")`, from a Sentinel
+    with `Client.from_sentinel`, or from an existing `redis.Redis` made with
+    `decode_responses=False` (the default).
 
     `max_payload_bytes` bounds the size of one job's encoded arguments. With `signing_keys`,
     newest first, payloads are signed at enqueue, and a Runner built on this client runs only
     payloads signed with one of the keys (see `oxanus_sync.signing`).
+
+    With `wait_replicas` above 0, every enqueue ends with `WAIT wait_replicas wait_timeout_ms`
+    on the connection that stored the jobs, and raises `NotReplicatedError` when fewer
+    replicas acknowledged them in time. A job whose enqueue returned then survives a failover
+    to any of those replicas. WAIT does not make Redis strongly consistent: a replica that
+    acknowledged may still lose the write if it restarts without persistence or is not the one
+    promoted, and after a `NotReplicatedError` the jobs stay stored on the primary. Only enqueues
+    wait; Runners' claims and acknowledgements do not. `wait_timeout_ms` must be positive and
+    end at least 0.5 s before the connection's socket timeout (5 s with `from_url`).
     """
 
     def __init__(
@@ -56,6 +87,8 @@ class Client:
         namespace: str = DEFAULT_NAMESPACE,
         max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
         signing_keys: Sequence[str | bytes] | None = None,
+        wait_replicas: int = 0,
+        wait_timeout_ms: int = DEFAULT_WAIT_TIMEOUT_MS,
     ) -> None:
         _check_connection(connection)
         if not namespace or "{" in namespace or "}" in namespace:
@@ -66,13 +99,18 @@ class Client:
             raise ConfigurationError(
                 f"max_payload_bytes must be a positive integer, got {max_payload_bytes!r}"
             )
+        _check_wait(connection, wait_replicas, wait_timeout_ms)
 
         self.redis = connection
         self.namespace = namespace
         self.max_payload_bytes = max_payload_bytes
         self.signer = Signer(signing_keys) if signing_keys is not None else None
+        self.wait_replicas = wait_replicas
+        self.wait_timeout_ms = wait_timeout_ms
         self.storage = Storage(connection, namespace)
         self._registered_queues: set[str] = set()
+        # The Sentinel that from_url created; close() closes its connections too.
+        self._own_sentinel: Sentinel | None = None
 
     @classmethod
     def from_url(
@@ -82,37 +120,130 @@ class Client:
         namespace: str = DEFAULT_NAMESPACE,
         max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
         signing_keys: Sequence[str | bytes] | None = None,
+        wait_replicas: int = 0,
+        wait_timeout_ms: int = DEFAULT_WAIT_TIMEOUT_MS,
         **options: Any,
     ) -> Client:
-        """Create a client for `url` (redis://, rediss:// or unix://).
+        """Create a client for `url` (redis://, rediss://, unix:// or redis+sentinel://).
 
         No connection is made until the first command. `options` go to `redis.Redis`; unless
         they say otherwise, connecting times out after 2 s, a command after 5 s, and a command
         that failed on a connection error is tried twice more.
+
+        A `redis+sentinel://[user:password@]host:port[,host2:port2]/service_name[/db]` URL
+        names Sentinels (port 26379 by default) and the service name of the primary; see
+        `oxanus_sync.sentinel` for the full syntax. The client then connects to the primary
+        that the Sentinels report, and follows a failover as `from_sentinel` does. The
+        Sentinels are queried with the same connect and command timeouts, unless `options`
+        has `sentinel_kwargs`, which go to `redis.sentinel.Sentinel` as they are.
         """
-        options.setdefault("socket_connect_timeout", CONNECT_TIMEOUT_S)
-        options.setdefault("socket_timeout", COMMAND_TIMEOUT_S)
-        options.setdefault(
-            "retry", Retry(ExponentialWithJitterBackoff(cap=0.5, base=0.05), RETRIES)
-        )
+        client_options: dict[str, Any] = {
+            "namespace": namespace,
+            "max_payload_bytes": max_payload_bytes,
+            "signing_keys": signing_keys,
+            "wait_replicas": wait_replicas,
+            "wait_timeout_ms": wait_timeout_ms,
+        }
+        _set_connection_defaults(options)
+        if is_sentinel_url(url):
+            return cls._from_sentinel_url(url, client_options, options)
+
         try:
             connection = redis.Redis.from_url(url, **options)
         except ValueError as error:
             raise ConfigurationError(
                 f"invalid Redis URL {redact_url(url)!r}: {str(error).rstrip('.')}. Expected "
-                "redis://host:port/db, "
-                "rediss://host:port/db or unix:///path/to/redis.sock"
+                "redis://host:port/db, rediss://host:port/db, unix:///path/to/redis.sock or "
+                f"{SENTINEL_SYNTAX}"
             ) from error
+        return cls(connection, **client_options)
+
+    @classmethod
+    def _from_sentinel_url(
+        cls, url: str, client_options: dict[str, Any], options: dict[str, Any]
+    ) -> Client:
+        try:
+            parsed = parse_sentinel_url(url)
+        except ValueError as error:
+            raise ConfigurationError(
+                f"invalid Sentinel URL {redact_url(url)!r}: {str(error).rstrip('.')}. "
+                f"Expected {SENTINEL_SYNTAX}"
+            ) from error
+
+        sentinel_options = options.pop("sentinel_kwargs", None)
+        if sentinel_options is None:
+            sentinel_options = {
+                "socket_connect_timeout": options["socket_connect_timeout"],
+                "socket_timeout": options["socket_timeout"],
+            }
+            if parsed.sentinel_username is not None:
+                sentinel_options["username"] = parsed.sentinel_username
+            if parsed.sentinel_password is not None:
+                sentinel_options["password"] = parsed.sentinel_password
+        if parsed.username is not None:
+            options.setdefault("username", parsed.username)
+        if parsed.password is not None:
+            options.setdefault("password", parsed.password)
+
+        sentinel = Sentinel(parsed.sentinels, sentinel_kwargs=sentinel_options)
+        db = options.pop("db", parsed.db)
+        client = cls.from_sentinel(
+            sentinel, parsed.service_name, db=db, **client_options, **options
+        )
+        client._own_sentinel = sentinel
+        return client
+
+    @classmethod
+    def from_sentinel(
+        cls,
+        sentinel: Sentinel,
+        service_name: str,
+        *,
+        namespace: str = DEFAULT_NAMESPACE,
+        db: int = 0,
+        max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
+        signing_keys: Sequence[str | bytes] | None = None,
+        wait_replicas: int = 0,
+        wait_timeout_ms: int = DEFAULT_WAIT_TIMEOUT_MS,
+        **options: Any,
+    ) -> Client:
+        """Create a client for the primary of `service_name`, found through `sentinel`.
+
+        The connection is `sentinel.master_for(service_name, db=db, **options)`. Each new
+        connection queries the Sentinels for the current primary, so after a failover the client
+        and the Runners built on it reconnect to the promoted replica; calls made while no
+        primary is known raise `RedisUnavailableError`. `options` get the same defaults as
+        in `from_url`, unless they or the connection arguments of `sentinel` set them. The
+        caller keeps ownership of `sentinel`: `close()` does not close it.
+        """
+        if not isinstance(sentinel, Sentinel):
+            raise ConfigurationError(
+                f"expected a redis.sentinel.Sentinel, got {type(sentinel).__name__}; "
+                f"or use Client.from_url({SENTINEL_SYNTAX!r})"
+            )
+        if not isinstance(service_name, str) or not service_name:
+            raise ConfigurationError(
+                f"invalid Sentinel service name {service_name!r}: pass the name of the primary "
+                "in the Sentinels' `sentinel monitor` line"
+            )
+        _set_connection_defaults(options, already_set=sentinel.connection_kwargs)
+        connection = sentinel.master_for(service_name, db=db, **options)
         return cls(
             connection,
             namespace=namespace,
             max_payload_bytes=max_payload_bytes,
             signing_keys=signing_keys,
+            wait_replicas=wait_replicas,
+            wait_timeout_ms=wait_timeout_ms,
         )
 
     def close(self) -> None:
         """Close the connections of this client's pool; a later call opens new ones."""
         self.redis.close()
+        if self._own_sentinel is not None:
+            # redis-py 5.0 has no Sentinel.close(), so close its clients one by one.
+            for sentinel_client in self._own_sentinel.sentinels:
+                sentinel_client.close()
 
     # Enqueue
 
@@ -156,10 +287,78 @@ class Client:
         with self._redis_errors(f"enqueue to queue {name!r}"):
             self._register(name)
             try:
-                self.storage.enqueue(name, entries, when)
+                if self.wait_replicas:
+                    self._enqueue_and_wait(name, ids, entries, when)
+                else:
+                    self.storage.enqueue(name, entries, when)
             except PartialEnqueue as partial:
                 raise _partial_enqueue_error(name, ids, partial) from partial.error
         return ids
+
+    def _enqueue_and_wait(
+        self,
+        queue: str,
+        ids: list[str],
+        entries: Sequence[tuple[str, bytes, bytes]],
+        when: tuple[str, int],
+    ) -> None:
+        """Store jobs as `Storage.enqueue` does, then WAIT for replicas in the same pipeline.
+
+        WAIT counts the replicas that received every write made so far on its own connection,
+        so it must follow the scripts on the connection that ran them.
+        """
+        keys = self.storage.keys(queue)
+        pipe = self.redis.pipeline(transaction=False)
+        for start in range(0, len(entries), ENQUEUE_CHUNK):
+            chunk = entries[start : start + ENQUEUE_CHUNK]
+            job_keys = [keys.job(job_id) for job_id, _, _ in chunk]
+            args: list[str | bytes | int] = [when[0], when[1]]
+            for job_id, payload, signature in chunk:
+                args += (job_id, payload, signature)
+            # EVAL, not EVALSHA: a NOSCRIPT reply would be sent again in a second pipeline,
+            # perhaps on another connection, where this WAIT would not cover it.
+            script_keys = [keys.ready, keys.scheduled, *job_keys]
+            pipe.eval(_ENQUEUE_SCRIPT.source, len(script_keys), *script_keys, *args)
+        pipe.wait(self.wait_replicas, self.wait_timeout_ms)
+        *script_results, acknowledged = pipe.execute(raise_on_error=False)
+
+        all_created = True
+        starts = range(0, len(entries), ENQUEUE_CHUNK)
+        for start, result in zip(starts, script_results, strict=True):
+            if isinstance(result, Exception):
+                raise PartialEnqueue(created=start, error=result)
+            # Ids are new, so a job that already existed was stored by an earlier try of this
+            # pipeline, on a connection that then dropped. WAIT did not cover that write.
+            all_created = all_created and all(int(code) == 1 for code in result)
+        if isinstance(acknowledged, Exception):
+            raise self._not_replicated(queue, ids, f"WAIT failed: {acknowledged}")
+        if not all_created:
+            raise self._not_replicated(
+                queue, ids, "the connection dropped during the enqueue and was opened again"
+            )
+        if int(acknowledged) < self.wait_replicas:
+            raise self._not_replicated(
+                queue,
+                ids,
+                f"{acknowledged} of {self.wait_replicas} replicas acknowledged them within "
+                f"{self.wait_timeout_ms} ms",
+            )
+
+    def _not_replicated(self, queue: str, ids: list[str], reason: str) -> NotReplicatedError:
+        quoted = ", ".join(ids[:QUOTED_IDS])
+        if len(ids) > QUOTED_IDS:
+            quoted += f" and {len(ids) - QUOTED_IDS} more"
+        jobs = "1 job" if len(ids) == 1 else f"{len(ids)} jobs"
+        replicas = "1 replica" if self.wait_replicas == 1 else f"{self.wait_replicas} replicas"
+        error = NotReplicatedError(
+            f"{jobs} of queue {queue!r} ({quoted}) stored on the primary, Redis at "
+            f"{describe_server(self.redis)}, but not confirmed on {replicas}: {reason}. "
+            "They run normally unless the primary fails before its replicas receive them, so "
+            "do not enqueue them again; their ids are in this error's enqueued_ids. Check the "
+            "replicas with INFO replication"
+        )
+        error.enqueued_ids = list(ids)
+        return error
 
     def _entry(self, job: Worker) -> tuple[str, bytes, bytes]:
         payload = encode_job(job)
@@ -250,6 +449,9 @@ class Client:
             return self.storage.dead_delete(_queue_name(queue), None)
 
 
+_PASSWORD_OPTIONS = ("password", "sentinel_password")
+
+
 def redact_url(url: str) -> str:
     """Return `url` with its password, in the user part or the query, replaced by "***".
 
@@ -269,7 +471,7 @@ def redact_url(url: str) -> str:
         parts = parts._replace(netloc=f"{username}:***@{address}")
     if "password=" in parts.query:
         query = [
-            (name, "***" if name == "password" else value)
+            (name, "***" if name in _PASSWORD_OPTIONS else value)
             for name, value in parse_qsl(parts.query, keep_blank_values=True)
         ]
         parts = parts._replace(query=urlencode(query, safe="*/:"))
@@ -287,8 +489,21 @@ def _partial_enqueue_error(queue: str, ids: list[str], partial: PartialEnqueue) 
 
 
 def describe_server(connection: redis.Redis) -> str:
-    """Return where `connection` points, as host:port or a socket path, with no credentials."""
-    options = connection.connection_pool.connection_kwargs
+    """Return where `connection` points, as host:port or a socket path, with no credentials.
+
+    For a Sentinel-managed connection it names the service and the Sentinels.
+    """
+    pool = connection.connection_pool
+    if isinstance(pool, SentinelConnectionPool):
+        sentinels = ",".join(
+            f"{options.get('host', 'localhost')}:{options.get('port', 26379)}"
+            for options in (
+                sentinel.connection_pool.connection_kwargs
+                for sentinel in pool.sentinel_manager.sentinels
+            )
+        )
+        return f"{pool.service_name!r} via Sentinel {sentinels}"
+    options = pool.connection_kwargs
     if options.get("path"):
         return f"unix:{options['path']}"
     return f"{options.get('host', 'localhost')}:{options.get('port', 6379)}"
@@ -304,6 +519,45 @@ def _check_connection(connection: object) -> None:
         raise ConfigurationError(
             "the redis.Redis given to Client was made with decode_responses=True; oxanus_sync "
             "stores payloads as bytes, so create it with decode_responses=False (the default)"
+        )
+
+
+def _set_connection_defaults(
+    options: dict[str, Any], already_set: dict[str, Any] | None = None
+) -> None:
+    defaults: dict[str, Any] = {
+        "socket_connect_timeout": CONNECT_TIMEOUT_S,
+        "socket_timeout": COMMAND_TIMEOUT_S,
+        "retry": Retry(ExponentialWithJitterBackoff(cap=0.5, base=0.05), RETRIES),
+    }
+    for name, value in defaults.items():
+        if name not in options and name not in (already_set or {}):
+            options[name] = value
+
+
+def _check_wait(connection: redis.Redis, wait_replicas: object, wait_timeout_ms: object) -> None:
+    if isinstance(wait_replicas, bool) or not isinstance(wait_replicas, int) or wait_replicas < 0:
+        raise ConfigurationError(
+            f"wait_replicas must be an integer of 0 or more, got {wait_replicas!r}"
+        )
+    if (
+        isinstance(wait_timeout_ms, bool)
+        or not isinstance(wait_timeout_ms, int)
+        or wait_timeout_ms < 1
+    ):
+        # WAIT with a timeout of 0 blocks forever.
+        raise ConfigurationError(
+            f"wait_timeout_ms must be a positive integer, got {wait_timeout_ms!r}"
+        )
+    socket_timeout = connection.connection_pool.connection_kwargs.get("socket_timeout")
+    too_long = (
+        socket_timeout is not None and wait_timeout_ms / 1000 + WAIT_REPLY_MARGIN_S > socket_timeout
+    )
+    if wait_replicas and too_long:
+        raise ConfigurationError(
+            f"wait_timeout_ms={wait_timeout_ms} does not end {WAIT_REPLY_MARGIN_S} s before "
+            f"the connection's socket timeout of {socket_timeout} s, so the client would "
+            "give up before WAIT replies; lower wait_timeout_ms or raise socket_timeout"
         )
 
 

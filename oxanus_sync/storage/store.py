@@ -9,6 +9,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import redis
+from redis.sentinel import SentinelConnectionPool
 
 from oxanus_sync.storage.keys import GlobalKeys, QueueKeys
 from oxanus_sync.storage.records import ClaimedJob, DeadJob, ProcessRecord, QueueCounts
@@ -289,11 +290,8 @@ class Storage:
         options = dict(pool.connection_kwargs)
         options["socket_timeout"] = socket_timeout_s
         options["client_name"] = name
-        # NOTE: built from the pool's connection class and arguments; a Sentinel-managed pool
-        # needs its own path here, which is not written yet.
         try:
-            own_pool = redis.ConnectionPool(connection_class=pool.connection_class, **options)
-            return redis.Redis(connection_pool=own_pool, single_connection_client=True)
+            return _single_connection_client(pool, options)
         except redis.exceptions.NoPermissionError:
             # The ACL user may not name its connections; a Runner then cannot wake its
             # fetchers at shutdown and waits for BLMOVE to time out instead.
@@ -303,8 +301,7 @@ class Storage:
                 name,
             )
             del options["client_name"]
-            own_pool = redis.ConnectionPool(connection_class=pool.connection_class, **options)
-            return redis.Redis(connection_pool=own_pool, single_connection_client=True)
+            return _single_connection_client(pool, options)
 
     def unblock(self, name_prefix: str) -> int:
         """Wake every connection whose name starts with `name_prefix` from a blocking command."""
@@ -456,6 +453,32 @@ class Storage:
 
     def server_time_ms(self) -> int:
         return _server_time_ms(self.redis)
+
+
+def _single_connection_client(pool: redis.ConnectionPool, options: dict[str, Any]) -> redis.Redis:
+    """Open one connection with `options`, to the server that `pool` connects to, in a pool of
+    its own that the returned client closes.
+
+    A Sentinel-managed pool gets a Sentinel-managed copy, which queries the Sentinels for
+    the current primary at each connect, so the connection follows a failover.
+    """
+    own_pool: redis.ConnectionPool
+    if isinstance(pool, SentinelConnectionPool):
+        # "connection_pool" is the original pool's link to the Sentinels; the copy makes its own.
+        own_options = {key: value for key, value in options.items() if key != "connection_pool"}
+        own_pool = SentinelConnectionPool(  # type: ignore[no-untyped-call]
+            pool.service_name,
+            pool.sentinel_manager,
+            connection_class=pool.connection_class,
+            is_master=pool.is_master,
+            check_connection=pool.check_connection,
+            **own_options,
+        )
+    else:
+        own_pool = redis.ConnectionPool(connection_class=pool.connection_class, **options)
+    client = redis.Redis(connection_pool=own_pool, single_connection_client=True)
+    client.auto_close_connection_pool = True
+    return client
 
 
 def _text(value: object) -> str:
