@@ -6,6 +6,8 @@ from oxanus_sync.context import Context, JobMeta
 from oxanus_sync.errors import (
     ConfigurationError,
     EnqueueError,
+    JobCancelled,
+    JobTimeout,
     OxanusError,
     RedisUnavailableError,
     RetryLater,
@@ -19,18 +21,16 @@ from oxanus_sync.worker import Worker
 __version__ = "0.1.0"
 
 __all__ = [
-    # Enqueueing and inspecting
     "Client",
-    # Running
     "Config",
-    # Errors
     "ConfigurationError",
-    # Declaring jobs and queues
     "Context",
     "DeadJob",
     "DrainTimeoutError",
     "EnqueueError",
+    "JobCancelled",
     "JobMeta",
+    "JobTimeout",
     "OxanusError",
     "ProcessRecord",
     "Queue",

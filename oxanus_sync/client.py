@@ -411,6 +411,16 @@ class Client:
         with self._redis_errors("read queue stats"):
             return self.storage.queue_counts(names)
 
+    def cancel(self, queue: QueueRef, job_id: str) -> str:
+        """Cancel a job and return what happened.
+
+        "cancelled": it was waiting (ready, scheduled or retrying) and is deleted. "requested":
+        it is running, and its Runner sets `ctx.cancelled` within about 0.5 s. "dead": it is in
+        the dead set (see `delete_dead`). "not_found": no such job.
+        """
+        with self._redis_errors("cancel a job"):
+            return self.storage.cancel(_queue_name(queue), job_id)
+
     def periodic_jobs(self) -> dict[str, dict[str, Any]]:
         """Return the periodic jobs that Runners registered, with their next run in ms."""
         with self._redis_errors("list periodic jobs"):

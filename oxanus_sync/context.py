@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Generic, TypeVar
+
+from oxanus_sync.errors import JobCancelled
 
 T = TypeVar("T")
 
@@ -42,6 +45,17 @@ class Context(Generic[T]):
     meta: JobMeta
     state: Any = None
     _saver: Callable[[Any], bool] | None = field(default=None, repr=False, compare=False)
+    _cancelled: threading.Event | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def cancelled(self) -> bool:
+        """Whether the job was cancelled or ran past its timeout; long jobs should check it."""
+        return self._cancelled is not None and self._cancelled.is_set()
+
+    def raise_if_cancelled(self) -> None:
+        """Raise `JobCancelled` if the job was cancelled or ran past its timeout."""
+        if self.cancelled:
+            raise JobCancelled(f"job {self.meta.id} was cancelled")
 
     def save_state(self, value: Any) -> bool:
         """Store `value` as this job's progress, for the next attempt after a failure or crash.

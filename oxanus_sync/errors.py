@@ -43,3 +43,15 @@ class RetryLater(OxanusError):  # noqa: N818 - reads as an instruction, like dra
         super().__init__(reason or f"retry requested in {delay_s:g}s")
         self.delay_s = delay_s
         self.reason = reason
+
+
+# The two interruptions below derive from BaseException, outside OxanusError, so that a job's
+# own `except Exception` does not swallow them and keep running past its deadline.
+
+
+class JobTimeout(BaseException):
+    """Raised inside a job's thread when the job runs past its `timeout_s`."""
+
+
+class JobCancelled(BaseException):
+    """Raised by `Context.raise_if_cancelled()` when the job was cancelled or timed out."""

@@ -23,6 +23,7 @@ from oxanus_sync.envelope import decode_payload, decode_state, encode_state
 from oxanus_sync.errors import RetryLater, SerializationError
 from oxanus_sync.queue import Queue
 from oxanus_sync.runner.counters import RunnerStats
+from oxanus_sync.runner.watchdog import Watch, Watchdog
 from oxanus_sync.signing import Signer
 from oxanus_sync.storage.records import ClaimedJob
 from oxanus_sync.storage.store import Storage
@@ -38,6 +39,8 @@ class _Outcome:
     succeeded: bool
     error: dict[str, Any] | None = None
     retry_delay_s: float | None = None
+    # True when the watchdog already recorded this attempt as timed out.
+    recorded: bool = False
 
 
 class JobExecutor:
@@ -55,6 +58,7 @@ class JobExecutor:
         stopping: threading.Event,
         signer: Signer | None = None,
         closed: threading.Event | None = None,
+        watchdog: Watchdog | None = None,
     ) -> None:
         self.queue = queue
         self.config = config
@@ -65,6 +69,7 @@ class JobExecutor:
         self.stopping = stopping
         self.signer = signer
         self.closed = closed or threading.Event()
+        self.watchdog = watchdog
 
         # Guards `running`, the ids of jobs whose process() is executing now, and `_claimed`,
         # the ids this process claimed and has not yet recorded or given back.
@@ -122,6 +127,17 @@ class JobExecutor:
                 self.running.discard(job.id)
 
         duration_ms = (time.monotonic() - started) * 1000
+        if outcome.recorded:
+            self._untrack(job.id)
+            logger.warning(
+                "job returned after its timeout, result discarded job_id=%s queue=%s type=%s "
+                "duration_ms=%.1f",
+                job.id,
+                job.queue,
+                job_type,
+                duration_ms,
+            )
+            return None
         claim_next = 0 if self.stopping.is_set() else 1
         owned, next_jobs = self._record_until_done(job, job_type, outcome, claim_next)
         self.track(next_jobs)
@@ -163,11 +179,13 @@ class JobExecutor:
         return envelope.job_type, self._call(job, instance)
 
     def _call(self, job: ClaimedJob, instance: Worker) -> _Outcome:
+        watch = self._watch(job, instance)
         context = Context(
             shared=self.shared,
             meta=_meta(job, instance.job_name),
             state=decode_state(job.state),
             _saver=lambda value: self._save_state(job, value),
+            _cancelled=watch.cancelled if watch else None,
         )
         logger.debug(
             "job started job_id=%s queue=%s type=%s attempt=%d",
@@ -177,10 +195,49 @@ class JobExecutor:
             job.attempt + 1,
         )
         try:
-            instance.process(context)
+            try:
+                instance.process(context)
+            finally:
+                if watch is not None:
+                    watch.leave()
+                    self._unwatch(watch)
         except BaseException as error:  # noqa: BLE001 - a job's failure must never end the thread
+            if watch is not None and watch.timed_out:
+                return _Outcome(succeeded=False, recorded=True)
             return self._failure(job, instance, error)
+        if watch is not None and watch.timed_out:
+            return _Outcome(succeeded=False, recorded=True)
         return _Outcome(succeeded=True)
+
+    def _watch(self, job: ClaimedJob, instance: Worker) -> Watch | None:
+        if self.watchdog is None:
+            return None
+        timeout_s = instance.timeout_s
+        watch = Watch(
+            job=job,
+            instance=instance,
+            thread_id=threading.get_ident(),
+            deadline=time.monotonic() + timeout_s if timeout_s else None,
+            record_timeout=lambda: self._record_timeout(job, instance),
+        )
+        self.watchdog.watch(watch)
+        return watch
+
+    def _unwatch(self, watch: Watch) -> None:
+        if self.watchdog is not None:
+            self.watchdog.unwatch(watch)
+
+    def _record_timeout(self, job: ClaimedJob, instance: Worker) -> None:
+        # Runs on the watchdog's thread, at the deadline, while the job's thread may still run.
+        details = {
+            "type": "oxanus_sync.errors.JobTimeout",
+            "message": f"timed out after {instance.timeout_s:g}s",
+            "traceback": "",
+            "attempt": job.attempt + 1,
+        }
+        outcome = self._retry_or_dead(job, instance, details, None)
+        owned, _ = self._record_until_done(job, instance.job_name, outcome, claim_next=0)
+        self._log_outcome(job, instance.job_name, outcome, owned, instance.timeout_s or 0.0)
 
     def _save_state(self, job: ClaimedJob, value: object) -> bool:
         saved = self.storage.save_state(

@@ -23,6 +23,7 @@ from oxanus_sync.runner.fetcher import Fetcher
 from oxanus_sync.runner.heartbeat import Heartbeat
 from oxanus_sync.runner.scheduler import Scheduler
 from oxanus_sync.runner.service import Service
+from oxanus_sync.runner.watchdog import Watchdog
 from oxanus_sync.storage.store import Storage
 
 logger = logging.getLogger(__name__)
@@ -65,6 +66,7 @@ class Runner:
         self._signals_received = 0
         self._started = False
 
+        self.watchdog = Watchdog(storage=self.storage)
         self.fetchers = [self._fetcher(queue_name) for queue_name in config.queues]
         queue_names = list(config.queues)
         settings = config.settings
@@ -103,6 +105,7 @@ class Runner:
             stopping=self.stopping,
             signer=self.client.signer,
             closed=self.closed,
+            watchdog=self.watchdog,
         )
         return Fetcher(
             executor=executor,
@@ -227,6 +230,8 @@ class Runner:
             self.cron.join(timeout=5)
         self.scheduler.stop()
         self.scheduler.join(timeout=5)
+        self.watchdog.stop()
+        self.watchdog.join(timeout=5)
         self.heartbeat.stop()
         self.heartbeat.join(timeout=5)
         self._release()
@@ -295,7 +300,7 @@ class Runner:
             )
 
     def _services(self) -> list[Service]:
-        services: list[Service] = [self.heartbeat, self.scheduler, *self.fetchers]
+        services: list[Service] = [self.heartbeat, self.scheduler, self.watchdog, *self.fetchers]
         if self.cron is not None:
             services.append(self.cron)
         return services

@@ -311,6 +311,29 @@ class Storage:
                 woken += int(self.redis.client_unblock(int(entry["id"])))
         return woken
 
+    # Cancellation
+
+    def cancel(self, queue: str, job_id: str) -> str:
+        """Cancel a job and return what happened.
+
+        "cancelled": it was waiting and is deleted. "requested": it is running and its Runner
+        will pass the request on. "dead": it is in the dead set. "not_found": no such job.
+        """
+        keys = self.keys(queue)
+        outcome = self._script["cancel"](
+            self.redis,
+            [keys.ready, keys.scheduled, keys.retry, keys.job(job_id), keys.stats, keys.dead],
+            [job_id],
+        )
+        return _text(outcome)
+
+    def cancel_requested(self, jobs: Sequence[tuple[str, str]]) -> list[bool]:
+        """Return, per (queue, job id), whether cancellation of the running job was requested."""
+        pipe = self.redis.pipeline(transaction=False)
+        for queue, job_id in jobs:
+            pipe.hexists(self.keys(queue).job(job_id), "cancel")
+        return [bool(flag) for flag in pipe.execute()]
+
     # Periodic jobs
 
     def last_cron_tick(self, queue: str, name: str) -> int | None:
