@@ -27,8 +27,9 @@ from types import ModuleType
 from typing import Any
 
 import redis
+from redis.sentinel import SentinelConnectionPool
 
-from oxanus_sync.client import Client, redact_url
+from oxanus_sync.client import Client, describe_server, redact_url
 from oxanus_sync.config import Config
 from oxanus_sync.errors import ConfigurationError, OxanusError, RedisUnavailableError
 from oxanus_sync.runner import Runner
@@ -551,6 +552,8 @@ def connect(url: str, namespace: str, *, connect_timeout_s: float) -> Client:
 def describe_connection(connection: redis.Redis) -> str:
     """Return where `connection` points, as a URL without credentials."""
     pool = connection.connection_pool
+    if isinstance(pool, SentinelConnectionPool):
+        return describe_server(connection)
     options = pool.connection_kwargs
     path = options.get("path")
     if path:

@@ -16,7 +16,12 @@ from redis.retry import Retry
 from redis.sentinel import Sentinel, SentinelConnectionPool
 
 from oxanus_sync.envelope import encode_job
-from oxanus_sync.errors import ConfigurationError, EnqueueError, RedisUnavailableError
+from oxanus_sync.errors import (
+    ConfigurationError,
+    EnqueueError,
+    NotReplicatedError,
+    RedisUnavailableError,
+)
 from oxanus_sync.queue import Queue, validate_queue_name
 from oxanus_sync.sentinel import SYNTAX as SENTINEL_SYNTAX
 from oxanus_sync.sentinel import is_sentinel_url, parse_sentinel_url
@@ -48,15 +53,6 @@ WAIT_REPLY_MARGIN_S = 0.5
 QUOTED_IDS = 5
 
 _ENQUEUE_SCRIPT = load_scripts()["enqueue"]
-
-
-class NotReplicatedError(EnqueueError):
-    """Jobs were stored on the primary, but fewer replicas than `Client.wait_replicas`
-    acknowledged them within `Client.wait_timeout_ms`.
-
-    `enqueued_ids` lists the stored jobs. They run normally unless the primary fails before
-    its replicas receive them.
-    """
 
 
 class Client:

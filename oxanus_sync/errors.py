@@ -28,6 +28,15 @@ class EnqueueError(OxanusError):
         self.enqueued_ids = []
 
 
+class NotReplicatedError(EnqueueError):
+    """Jobs were stored on the primary, but fewer replicas than `Client.wait_replicas`
+    acknowledged them within `Client.wait_timeout_ms`.
+
+    `enqueued_ids` lists the stored jobs. They run normally unless the primary fails before
+    its replicas receive them.
+    """
+
+
 class RedisUnavailableError(OxanusError):
     """Redis could not be reached within the configured time."""
 

@@ -17,8 +17,8 @@ import redis
 from redis.sentinel import Sentinel, SentinelConnectionPool
 
 from oxanus_sync import Client, ConfigurationError, Context, Queue, QueueConfig, Runner, Worker
-from oxanus_sync.client import NotReplicatedError
 from oxanus_sync.config import RunnerSettings
+from oxanus_sync.errors import NotReplicatedError
 from oxanus_sync.storage.keys import GlobalKeys, QueueKeys
 from tests.helpers import Recorder, build_config, started, wait_until
 from tests.sentinel import SentinelGroup, start_sentinel_group, wait_for
