@@ -17,14 +17,14 @@ from oxanus_sync.storage.store import Storage
 
 logger = logging.getLogger(__name__)
 
-# The longest sleep between two checks, so that a clock correction is noticed soon.
+# Maximum sleep between two checks, so that a clock correction is noticed soon.
 MAX_SLEEP_S = 1.0
 
 
 class CronService(Service):
     """Fires each periodic job at its ticks, computed on the Redis server's clock.
 
-    Every Runner that registers a periodic job runs this thread; the cron_fire script records
+    Every Runner that registers a periodic job runs this thread. The cron_fire script records
     each tick in Redis, so exactly one of them enqueues the job, with no leader to elect.
     """
 

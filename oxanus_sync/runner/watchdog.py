@@ -1,8 +1,8 @@
 """`Watchdog`: enforces job timeouts and passes cancellation requests to running jobs.
 
 Python cannot stop a thread. At a job's deadline the watchdog records the attempt as timed out
-at once, so the retry policy applies on time, sets the job's cancellation flag for code that
-checks it, and raises `JobTimeout` inside the job's thread with `PyThreadState_SetAsyncExc`
+at once, so the retry policy applies on time. It also sets the job's cancellation flag for code
+that checks it, and raises `JobTimeout` inside the job's thread with `PyThreadState_SetAsyncExc`
 (CPython only). Pure-Python code stops at its next bytecode. A thread blocked in C code (a
 socket read, `time.sleep`, a C extension) only sees the exception when that call returns: until
 then it keeps its pool slot, and whatever it returns later is discarded.
@@ -25,13 +25,13 @@ from oxanus_sync.worker import Worker
 
 logger = logging.getLogger(__name__)
 
-# How often the watchdog asks Redis whether running jobs were cancelled.
+# How often the watchdog reads from Redis whether running jobs were cancelled.
 CANCEL_POLL_S = 0.5
 
 
 @dataclass
 class Watch:
-    """One running job as the watchdog sees it.
+    """One running job under watch.
 
     `lock` guards `running` and `timed_out`: the watchdog raises into the thread only while
     `running` is true, and the job's thread clears it as soon as `process()` returns.
