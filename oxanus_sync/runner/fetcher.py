@@ -122,6 +122,12 @@ class Fetcher(Service):
                 self.busy -= 1
             self.slots.release()
 
+    def drop_connection(self) -> None:
+        """Close the blocking connection, even from another thread; the next BLMOVE reconnects."""
+        blocking = self._blocking
+        if blocking is not None:
+            blocking.connection_pool.disconnect(inuse_connections=True)
+
     def close(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=False)
         self._close_blocking()

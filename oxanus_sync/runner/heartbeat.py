@@ -52,6 +52,9 @@ class Heartbeat(Service):
         self.claimed_ids: Callable[[], dict[str, set[str]]] = dict
         self._suspects: set[tuple[str, str]] = set()
         self._reclaim_paused_until = 0.0
+        self._primary: tuple[str, int] | None = None
+        # Set by the Runner: closes every connection so that each one reaches the new primary.
+        self.on_failover: Callable[[], None] = self.storage.reset_connections
 
     def beat(self) -> None:
         """Renew the leases once; called before any fetcher starts, then by the thread."""
@@ -94,12 +97,27 @@ class Heartbeat(Service):
             self.stopped.wait(self.settings.heartbeat_interval_s)
         if self.stopped.is_set():
             return
+        self._follow_failover()
         self.beat()
         if recovering:
             self._pause_reclaim()
         if time.monotonic() >= self._reclaim_paused_until:
             self.reclaim()
         self.audit()
+
+    def _follow_failover(self) -> None:
+        address = self.storage.primary_address()
+        if address is None:
+            return
+        if self._primary is not None and address != self._primary:
+            logger.warning(
+                "Sentinel reports a new primary %s:%d (was %s:%d); reconnecting process_id=%s",
+                *address,
+                *self._primary,
+                self.process_id,
+            )
+            self.on_failover()
+        self._primary = address
 
     def _pause_reclaim(self) -> None:
         # Every lease expired while Redis was unreachable, not only those of dead Runners. Give

@@ -137,6 +137,8 @@ class Runner:
             f"oxanus-heartbeat-{self.process_id}", self.config.settings.heartbeat_interval_s
         )
 
+        self.heartbeat.on_failover = self._reconnect_everything
+
         # The lease must exist before the first claim, or a peer could reclaim that job.
         self.heartbeat.beat()
         self.heartbeat.reclaim()
@@ -298,6 +300,12 @@ class Runner:
                 "them when its lease expires",
                 ",".join(held),
             )
+
+    def _reconnect_everything(self) -> None:
+        self.storage.reset_connections()
+        self.heartbeat.storage.reset_connections()
+        for fetcher in self.fetchers:
+            fetcher.drop_connection()
 
     def _services(self) -> list[Service]:
         services: list[Service] = [self.heartbeat, self.scheduler, self.watchdog, *self.fetchers]

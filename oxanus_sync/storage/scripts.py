@@ -34,8 +34,9 @@ class Script:
         try:
             return client.evalsha(self.sha, len(keys), *keys, *args)
         except NoScriptError:
-            client.script_load(self.source)
-            return client.evalsha(self.sha, len(keys), *keys, *args)
+            # EVAL runs the script and caches it on the server that answered NOSCRIPT, which a
+            # separate SCRIPT LOAD could miss right after a failover.
+            return client.eval(self.source, len(keys), *keys, *args)
 
     def queue_in(self, pipe: Any, keys: Sequence[KeyOrArg], args: Sequence[KeyOrArg]) -> None:
         """Add a call to a pipeline; run the pipeline with `execute_pipeline`."""
@@ -45,22 +46,22 @@ class Script:
 def execute_pipeline(
     client: redis.Redis, pipe: Any, scripts: Sequence[Script], *, raise_on_error: bool = True
 ) -> list[Any]:
-    """Execute a non-transactional pipeline, loading any script that Redis did not know.
+    """Execute a non-transactional pipeline, sending again any script Redis did not know.
 
-    Only the commands that failed with NOSCRIPT are sent again: Redis rejected them before
-    running them, so nothing runs twice. Any other error is raised, or with `raise_on_error`
-    false left in the results in place of the reply.
+    Only the commands that failed with NOSCRIPT are sent again, as EVAL with the script's
+    source: Redis rejected them before running them, so nothing runs twice. Any other error is
+    raised, or with `raise_on_error` false left in the results in place of the reply.
     """
     commands = list(pipe.command_stack)
     results: list[Any] = pipe.execute(raise_on_error=False)
     missing = [i for i, result in enumerate(results) if isinstance(result, NoScriptError)]
     if missing:
-        for script in scripts:
-            client.script_load(script.source)
+        sources = {script.sha: script.source for script in scripts}
         retry = client.pipeline(transaction=False)
         for i in missing:
             args, options = commands[i]
-            retry.execute_command(*args, **options)  # type: ignore[no-untyped-call]
+            _, sha, *rest = args
+            retry.execute_command("EVAL", sources[sha], *rest, **options)  # type: ignore[no-untyped-call]
         for i, result in zip(missing, retry.execute(raise_on_error=False), strict=True):
             results[i] = result
 

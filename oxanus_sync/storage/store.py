@@ -303,6 +303,22 @@ class Storage:
             del options["client_name"]
             return _single_connection_client(pool, options)
 
+    def primary_address(self) -> tuple[str, int] | None:
+        """Return the address of the primary that Sentinel reports, or None without Sentinel."""
+        pool = self.redis.connection_pool
+        if not isinstance(pool, SentinelConnectionPool):
+            return None
+        host, port = pool.get_master_address()  # type: ignore[no-untyped-call]
+        return str(host), int(port)
+
+    def reset_connections(self) -> None:
+        """Close every connection of this Storage, in use or not; the next command reconnects.
+
+        After a failover, connections opened before it may still reach the old primary, which
+        accepts writes until Sentinel demotes it and then drops them.
+        """
+        self.redis.connection_pool.disconnect(inuse_connections=True)
+
     def unblock(self, name_prefix: str) -> int:
         """Wake every connection whose name starts with `name_prefix` from a blocking command."""
         woken = 0
