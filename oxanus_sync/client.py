@@ -28,8 +28,7 @@ from oxanus_sync.sentinel import is_sentinel_url, parse_sentinel_url
 from oxanus_sync.signing import Signer
 from oxanus_sync.storage.keys import DEFAULT_NAMESPACE
 from oxanus_sync.storage.records import DeadJob, ProcessRecord, QueueCounts
-from oxanus_sync.storage.scripts import load_scripts
-from oxanus_sync.storage.store import ENQUEUE_CHUNK, PartialEnqueue, Storage
+from oxanus_sync.storage.store import PartialEnqueue, Storage
 from oxanus_sync.worker import Worker
 
 QueueRef = Queue | str
@@ -37,7 +36,7 @@ Delay = float | int | timedelta
 
 
 # Connection defaults of Client.from_url. A call to an unreachable server fails after at most
-# 3 tries: about 3 * 2 s when nothing answers the connection, 3 * 5 s when the link dies
+# 3 tries: about 3 * 2 s when nothing accepts the connection, 3 * 5 s when the link dies
 # mid-command, or at once when the connection is refused.
 CONNECT_TIMEOUT_S = 2.0
 COMMAND_TIMEOUT_S = 5.0
@@ -51,8 +50,6 @@ DEFAULT_WAIT_TIMEOUT_MS = 1000
 WAIT_REPLY_MARGIN_S = 0.5
 # Job ids quoted in the message of a NotReplicatedError; enqueued_ids contains all of them.
 QUOTED_IDS = 5
-
-_ENQUEUE_SCRIPT = load_scripts()["enqueue"]
 
 
 class Client:
@@ -123,7 +120,7 @@ class Client:
         """Create a client for `url` (redis://, rediss://, unix:// or redis+sentinel://).
 
         No connection is made until the first command. `options` go to `redis.Redis`; unless
-        they say otherwise, connecting times out after 2 s, a command after 5 s, and a command
+        they set them, connecting times out after 2 s, a command after 5 s, and a command
         that failed on a connection error is tried twice more.
 
         A `redis+sentinel://[user:password@]host:port[,host2:port2]/service_name[/db]` URL
@@ -298,34 +295,13 @@ class Client:
         entries: Sequence[tuple[str, bytes, bytes]],
         when: tuple[str, int],
     ) -> None:
-        """Store jobs as `Storage.enqueue` does, then WAIT for replicas in the same pipeline.
-
-        WAIT counts the replicas that received every write made so far on its own connection,
-        so it must follow the scripts on the connection that ran them.
-        """
-        keys = self.storage.keys(queue)
-        pipe = self.redis.pipeline(transaction=False)
-        for start in range(0, len(entries), ENQUEUE_CHUNK):
-            chunk = entries[start : start + ENQUEUE_CHUNK]
-            job_keys = [keys.job(job_id) for job_id, _, _ in chunk]
-            args: list[str | bytes | int] = [when[0], when[1]]
-            for job_id, payload, signature in chunk:
-                args += (job_id, payload, signature)
-            # EVAL, not EVALSHA: a NOSCRIPT reply would be sent again in a second pipeline,
-            # perhaps on another connection, where this WAIT would not cover it.
-            script_keys = [keys.ready, keys.scheduled, *job_keys]
-            pipe.eval(_ENQUEUE_SCRIPT.source, len(script_keys), *script_keys, *args)
-        pipe.wait(self.wait_replicas, self.wait_timeout_ms)
-        *script_results, acknowledged = pipe.execute(raise_on_error=False)
-
-        all_created = True
-        starts = range(0, len(entries), ENQUEUE_CHUNK)
-        for start, result in zip(starts, script_results, strict=True):
-            if isinstance(result, Exception):
-                raise PartialEnqueue(created=start, error=result)
-            # Ids are new, so a job that already existed was stored by an earlier try of this
-            # pipeline, on a connection that then dropped. WAIT did not cover that write.
-            all_created = all_created and all(int(code) == 1 for code in result)
+        """Store jobs, then WAIT for `wait_replicas` replicas in the same pipeline."""
+        outcomes, acknowledged = self.storage.enqueue_and_wait(
+            queue, entries, when, replicas=self.wait_replicas, timeout_ms=self.wait_timeout_ms
+        )
+        # Ids are new, so a job that already existed was stored by an earlier try of this
+        # pipeline, on a connection that then dropped. WAIT did not cover that write.
+        all_created = all(code == 1 for code in outcomes)
         if isinstance(acknowledged, Exception):
             raise self._not_replicated(queue, ids, f"WAIT failed: {acknowledged}")
         if not all_created:

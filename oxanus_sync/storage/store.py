@@ -61,24 +61,60 @@ class Storage:
 
         `when` is ("now", 0), ("in", delay_ms) or ("at", due_ms). All chunks go in one pipeline.
         """
+        pipe = self.redis.pipeline(transaction=False)
+        self._queue_enqueue(pipe, queue, jobs, when, by_source=False)
+        results = execute_pipeline(
+            self.redis, pipe, [self._script["enqueue"]], raise_on_error=False
+        )
+        return _enqueue_outcomes(len(jobs), results)
+
+    def enqueue_and_wait(
+        self,
+        queue: str,
+        jobs: Sequence[tuple[str, bytes, bytes]],
+        when: tuple[str, int],
+        *,
+        replicas: int,
+        timeout_ms: int,
+    ) -> tuple[list[int], int | Exception]:
+        """Create jobs as `enqueue` does, then WAIT for `replicas` in the same pipeline.
+
+        Returns the outcomes and the number of replicas that acknowledged the writes, or the
+        error WAIT failed with. WAIT counts the writes made on its own connection, so the
+        scripts are sent as EVAL: an EVALSHA answered NOSCRIPT would be sent again in a second
+        pipeline, perhaps on another connection, where the WAIT would not cover it.
+        """
+        pipe = self.redis.pipeline(transaction=False)
+        self._queue_enqueue(pipe, queue, jobs, when, by_source=True)
+        pipe.wait(replicas, timeout_ms)
+        *results, acknowledged = pipe.execute(raise_on_error=False)
+        return _enqueue_outcomes(len(jobs), results), acknowledged
+
+    def _queue_enqueue(
+        self,
+        pipe: Any,
+        queue: str,
+        jobs: Sequence[tuple[str, bytes, bytes]],
+        when: tuple[str, int],
+        *,
+        by_source: bool,
+    ) -> None:
         keys = self.keys(queue)
         script = self._script["enqueue"]
-        pipe = self.redis.pipeline(transaction=False)
         for start in range(0, len(jobs), ENQUEUE_CHUNK):
             chunk = jobs[start : start + ENQUEUE_CHUNK]
-            job_keys = [keys.job(job_id) for job_id, _, _ in chunk]
+            script_keys = [
+                keys.ready,
+                keys.scheduled,
+                *(keys.job(job_id) for job_id, _, _ in chunk),
+            ]
             args: list[str | bytes | int] = [when[0], when[1]]
             for job_id, payload, signature in chunk:
                 args += (job_id, payload, signature)
-            script.queue_in(pipe, [keys.ready, keys.scheduled, *job_keys], args)
-
-        outcomes: list[int] = []
-        results = execute_pipeline(self.redis, pipe, [script], raise_on_error=False)
-        for start, result in zip(range(0, len(jobs), ENQUEUE_CHUNK), results, strict=True):
-            if isinstance(result, Exception):
-                raise PartialEnqueue(created=start, error=result)
-            outcomes.extend(int(code) for code in result)
-        return outcomes
+            if by_source:
+                pipe.eval(script.source, len(script_keys), *script_keys, *args)
+            else:
+                script.queue_in(pipe, script_keys, args)
 
     def register_queues(self, queues: Iterable[str]) -> None:
         names = list(queues)
@@ -518,6 +554,16 @@ def _single_connection_client(pool: redis.ConnectionPool, options: dict[str, Any
     client = redis.Redis(connection_pool=own_pool, single_connection_client=True)
     client.auto_close_connection_pool = True
     return client
+
+
+def _enqueue_outcomes(count: int, results: Sequence[Any]) -> list[int]:
+    # One result per chunk of ENQUEUE_CHUNK jobs; a failed chunk ends the stored prefix.
+    outcomes: list[int] = []
+    for start, result in zip(range(0, count, ENQUEUE_CHUNK), results, strict=True):
+        if isinstance(result, Exception):
+            raise PartialEnqueue(created=start, error=result)
+        outcomes.extend(int(code) for code in result)
+    return outcomes
 
 
 def _text(value: object) -> str:
