@@ -3,15 +3,19 @@ and building and running in-process Runners."""
 
 from __future__ import annotations
 
+import os
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from oxanus_sync import Client, Config, Queue, Runner, RunnerSettings, Worker
 
 POLL_INTERVAL_S = 0.01
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def wait_until(predicate: Callable[[], object], timeout_s: float, message: str) -> None:
@@ -68,3 +72,52 @@ def started(runner: Runner) -> Iterator[Runner]:
         yield runner
     finally:
         runner.stop()
+
+
+class RunnerProcess:
+    """A Runner subprocess, run from the repository root, whose combined output a reader
+    thread collects."""
+
+    def __init__(self, args: list[str]) -> None:
+        self.process = subprocess.Popen(
+            args,
+            cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.append(line)
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def output(self) -> str:
+        return "".join(self.lines)
+
+    def running(self) -> bool:
+        return self.process.poll() is None
+
+    def signal(self, signum: int) -> None:
+        self.process.send_signal(signum)
+
+    def kill(self) -> None:
+        """Send SIGKILL and wait for the process to exit."""
+        self.process.kill()
+        self.process.wait(timeout=10)
+
+    def wait(self, timeout_s: float) -> int:
+        """Wait for the process to exit and return its status, then close its output pipe."""
+        code = self.process.wait(timeout=timeout_s)
+        self._reader.join(timeout=5)
+        if self.process.stdout is not None:
+            self.process.stdout.close()
+        return code

@@ -9,15 +9,12 @@ defaults to check the documented recovery bound.
 from __future__ import annotations
 
 import json
-import os
 import random
 import signal
-import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -35,9 +32,7 @@ from tests.crash_app import (
     events_key,
     runs_key,
 )
-from tests.helpers import wait_until
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.helpers import RunnerProcess, wait_until
 
 # A Runner's jobs come back 1 to 1.25 s after its last heartbeat with these options.
 SHORT_LEASE = ["--lease", "1.0", "--heartbeat", "0.25"]
@@ -52,51 +47,6 @@ CHAOS_SEED = 20240611
 # CountRun jobs sleep up to this long: 3,000 jobs at 50 ms on average keep 12 threads busy for
 # about 12.5 s, longer than the 15 to 20 kills at 0.3 to 1.0 s intervals take (about 11 s).
 CHAOS_MAX_SLEEP_MS = 100
-
-
-class RunnerProcess:
-    """A crash_app Runner subprocess whose combined output a reader thread collects."""
-
-    def __init__(self, args: list[str]) -> None:
-        self.process = subprocess.Popen(
-            args,
-            cwd=ROOT,
-            env={**os.environ, "PYTHONPATH": str(ROOT)},
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        self.lines: list[str] = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self.lines.append(line)
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
-    def output(self) -> str:
-        return "".join(self.lines)
-
-    def running(self) -> bool:
-        return self.process.poll() is None
-
-    def signal(self, signum: int) -> None:
-        self.process.send_signal(signum)
-
-    def kill(self) -> None:
-        """Send SIGKILL and wait for the process to exit."""
-        self.process.kill()
-        self.process.wait(timeout=10)
-
-    def wait(self, timeout_s: float) -> int:
-        code = self.process.wait(timeout=timeout_s)
-        self._reader.join(timeout=5)
-        return code
 
 
 @pytest.fixture

@@ -2,66 +2,18 @@
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
 import redis
 
 from oxanus_sync import Client
 from oxanus_sync.storage.keys import QueueKeys
+from tests.helpers import RunnerProcess, wait_until
 from tests.shutdown_app import QUEUE, Sleepy
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def wait_until(predicate: Callable[[], bool], timeout_s: float, condition: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s}s waiting for {condition}")
-        time.sleep(0.02)
-
-
-class RunnerProcess:
-    """A Runner subprocess whose output is collected by a reader thread."""
-
-    def __init__(self, args: list[str]) -> None:
-        self.process = subprocess.Popen(
-            args,
-            cwd=ROOT,
-            env={**os.environ, "PYTHONPATH": str(ROOT)},
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        self.lines: list[str] = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self.lines.append(line)
-
-    def output(self) -> str:
-        return "".join(self.lines)
-
-    def signal(self, signum: int) -> None:
-        self.process.send_signal(signum)
-
-    def wait(self, timeout_s: float) -> int:
-        code = self.process.wait(timeout=timeout_s)
-        self._reader.join(timeout=5)
-        if self.process.stdout is not None:
-            self.process.stdout.close()
-        return code
 
 
 @pytest.fixture
