@@ -27,7 +27,7 @@ class RunnerSettings:
         lease_s: how long a lease lasts without renewal. A job held by a Runner that dies runs
             again between `lease_s` and `lease_s + heartbeat_interval_s` after the dead
             Runner's last heartbeat.
-        scheduler_interval_s: the longest time between two checks for due delayed jobs and
+        scheduler_interval_s: the maximum time between two checks for due delayed jobs and
             retries, so a job runs at most about this late.
         block_timeout_s: how long an idle fetcher waits in BLMOVE before it checks again.
         max_reclaims: how many times a job may be taken back from a stopped Runner before it

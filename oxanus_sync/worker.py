@@ -33,9 +33,9 @@ class Worker:
         max_retries: overrides the queue's `RetryPolicy.max_retries` for this job type.
         retry_on: exception types that are retried; any other exception sends the job to the
             dead set at once. Defaults to every `Exception`.
-        timeout_s: the longest an attempt may run. At the deadline the attempt is recorded as
-            timed out and retried or sent dead by the retry policy; see
-            `oxanus_sync.runner.watchdog` for what happens to the thread.
+        timeout_s: the maximum time an attempt may run, in seconds. At the deadline the
+            attempt is recorded as timed out and retried or sent dead by the retry policy.
+            `oxanus_sync.runner.watchdog` says what happens to the thread.
     """
 
     job_name: ClassVar[str] = ""

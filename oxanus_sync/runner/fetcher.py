@@ -24,7 +24,7 @@ class Fetcher(Service):
 
     A slot of `slots` is taken for every claimed job and given back when the pool thread that
     ran it has no next job. With a backlog it claims as many jobs as there are free slots in one
-    script call; with an empty queue it blocks in BLMOVE on its own connection.
+    script call. With an empty queue it blocks in BLMOVE on its own connection.
     """
 
     def __init__(
@@ -58,13 +58,13 @@ class Fetcher(Service):
     def step(self) -> None:
         if not self.slots.acquire(timeout=0.1):
             return
-        held = 1 + self._take_free_slots(min(self.executor.queue.concurrency, MAX_BATCH) - 1)
+        reserved = 1 + self._take_free_slots(min(self.executor.queue.concurrency, MAX_BATCH) - 1)
 
         jobs: list[ClaimedJob] = []
         try:
             if not self.stopped.is_set():
                 lease_valid, jobs = self.storage.claim(
-                    self.executor.queue.name, self.process_id, held
+                    self.executor.queue.name, self.process_id, reserved
                 )
                 if not lease_valid:
                     # BLMOVE cannot check the lease, so wait for the heartbeat to renew it.
@@ -73,18 +73,18 @@ class Fetcher(Service):
                 elif not jobs and not self.stopped.is_set():
                     jobs = self._wait_for_one()
         finally:
-            for _ in range(held - len(jobs)):
+            for _ in range(reserved - len(jobs)):
                 self.slots.release()
 
         self.executor.track(jobs)
         for job in jobs:
             self._submit(job)
 
-    def _take_free_slots(self, wanted: int) -> int:
-        taken = 0
-        while taken < wanted and self.slots.acquire(blocking=False):
-            taken += 1
-        return taken
+    def _take_free_slots(self, limit: int) -> int:
+        count = 0
+        while count < limit and self.slots.acquire(blocking=False):
+            count += 1
+        return count
 
     def _wait_for_one(self) -> list[ClaimedJob]:
         if self._blocking is None:

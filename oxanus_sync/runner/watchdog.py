@@ -4,7 +4,7 @@ Python cannot stop a thread. At a job's deadline the watchdog records the attemp
 at once, so the retry policy applies on time. It also sets the job's cancellation flag for code
 that checks it, and raises `JobTimeout` inside the job's thread with `PyThreadState_SetAsyncExc`
 (CPython only). Pure-Python code stops at its next bytecode. A thread blocked in C code (a
-socket read, `time.sleep`, a C extension) only sees the exception when that call returns: until
+socket read, `time.sleep`, a C extension) only gets the exception when that call returns: until
 then it keeps its pool slot, and whatever it returns later is discarded.
 """
 

@@ -34,7 +34,7 @@ class Script:
         try:
             return client.evalsha(self.sha, len(keys), *keys, *args)
         except NoScriptError:
-            # EVAL runs the script and caches it on the server that answered NOSCRIPT, which a
+            # EVAL runs the script and caches it on the server that replied NOSCRIPT, which a
             # separate SCRIPT LOAD could miss right after a failover.
             return client.eval(self.source, len(keys), *keys, *args)
 
