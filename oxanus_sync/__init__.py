@@ -17,6 +17,7 @@ from oxanus_sync.errors import (
 from oxanus_sync.queue import Queue, QueueConfig, RetryPolicy
 from oxanus_sync.runner import DrainTimeoutError, Runner, RunnerStats
 from oxanus_sync.storage.records import DeadJob, ProcessRecord, QueueCounts
+from oxanus_sync.unique import Enqueued, EnqueueOutcome
 from oxanus_sync.worker import Worker
 
 __version__ = "0.1.0"
@@ -29,6 +30,8 @@ __all__ = [
     "DeadJob",
     "DrainTimeoutError",
     "EnqueueError",
+    "EnqueueOutcome",
+    "Enqueued",
     "JobCancelled",
     "JobMeta",
     "JobTimeout",

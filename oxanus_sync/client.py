@@ -27,8 +27,9 @@ from oxanus_sync.sentinel import SYNTAX as SENTINEL_SYNTAX
 from oxanus_sync.sentinel import is_sentinel_url, parse_sentinel_url
 from oxanus_sync.signing import Signer
 from oxanus_sync.storage.keys import DEFAULT_NAMESPACE
-from oxanus_sync.storage.records import DeadJob, ProcessRecord, QueueCounts
+from oxanus_sync.storage.records import DeadJob, NewJob, ProcessRecord, QueueCounts
 from oxanus_sync.storage.store import PartialEnqueue, Storage
+from oxanus_sync.unique import Enqueued, EnqueueOutcome, unique_field
 from oxanus_sync.worker import Worker
 
 QueueRef = Queue | str
@@ -240,8 +241,12 @@ class Client:
 
     # Enqueue
 
-    def enqueue(self, queue: QueueRef, job: Worker) -> str:
+    def enqueue(self, queue: QueueRef, job: Worker) -> Enqueued:
         """Enqueue `job` to run as soon as a Runner takes it; return its id.
+
+        The id is an `Enqueued` string whose `outcome` says whether the job was created, or,
+        for a job type with a `unique_key`, skipped or merged into the existing job (see
+        `oxanus_sync.unique`).
 
         Raises `SerializationError` for arguments that cannot be stored, `EnqueueError` for
         an invalid job or a payload over `max_payload_bytes`, `ConfigurationError` for an
@@ -250,22 +255,24 @@ class Client:
         """
         return self._enqueue(queue, [job], ("now", 0))[0]
 
-    def enqueue_in(self, queue: QueueRef, job: Worker, delay: Delay) -> str:
+    def enqueue_in(self, queue: QueueRef, job: Worker, delay: Delay) -> Enqueued:
         """Enqueue `job` to run after `delay` (seconds or a timedelta); return its id."""
         return self._enqueue(queue, [job], ("in", _delay_ms(delay)))[0]
 
-    def enqueue_at(self, queue: QueueRef, job: Worker, when: datetime) -> str:
+    def enqueue_at(self, queue: QueueRef, job: Worker, when: datetime) -> Enqueued:
         """Enqueue `job` to run at `when`, a timezone-aware datetime; return its id."""
         return self._enqueue(queue, [job], ("at", _timestamp_ms(when)))[0]
 
     def enqueue_many(
         self, queue: QueueRef, jobs: Iterable[Worker], *, delay: Delay | None = None
-    ) -> list[str]:
+    ) -> list[Enqueued]:
         """Enqueue many jobs in one round trip per 1,000 jobs; return their ids in order."""
         when = ("now", 0) if delay is None else ("in", _delay_ms(delay))
         return self._enqueue(queue, list(jobs), when)
 
-    def _enqueue(self, queue: QueueRef, jobs: Sequence[Worker], when: tuple[str, int]) -> list[str]:
+    def _enqueue(
+        self, queue: QueueRef, jobs: Sequence[Worker], when: tuple[str, int]
+    ) -> list[Enqueued]:
         name = _queue_name(queue)
         for job in jobs:
             if not isinstance(job, Worker):
@@ -276,32 +283,32 @@ class Client:
         if not entries:
             return []
 
-        ids = [job_id for job_id, _, _ in entries]
+        ids = [entry.id for entry in entries]
         with self._redis_errors(f"enqueue to queue {name!r}"):
             self._register(name)
             try:
                 if self.wait_replicas:
-                    self._enqueue_and_wait(name, ids, entries, when)
+                    outcomes = self._enqueue_and_wait(name, ids, entries, when)
                 else:
-                    self.storage.enqueue(name, entries, when)
+                    outcomes = self.storage.enqueue(name, entries, when)
             except PartialEnqueue as partial:
                 raise _partial_enqueue_error(name, ids, partial) from partial.error
-        return ids
+        return [Enqueued(job_id, _OUTCOMES[code]) for code, job_id in outcomes]
 
     def _enqueue_and_wait(
         self,
         queue: str,
         ids: list[str],
-        entries: Sequence[tuple[str, bytes, bytes]],
+        entries: Sequence[NewJob],
         when: tuple[str, int],
-    ) -> None:
+    ) -> list[tuple[int, str]]:
         """Store jobs, then WAIT for `wait_replicas` replicas in the same pipeline."""
         outcomes, acknowledged = self.storage.enqueue_and_wait(
             queue, entries, when, replicas=self.wait_replicas, timeout_ms=self.wait_timeout_ms
         )
         # Ids are new, so a job that already existed was stored by an earlier try of this
         # pipeline, on a connection that then dropped. WAIT did not cover that write.
-        all_created = all(code == 1 for code in outcomes)
+        all_created = all(code != 0 for code, _ in outcomes)
         if isinstance(acknowledged, Exception):
             raise self._not_replicated(queue, ids, f"WAIT failed: {acknowledged}")
         if not all_created:
@@ -315,6 +322,7 @@ class Client:
                 f"{acknowledged} of {self.wait_replicas} replicas acknowledged them within "
                 f"{self.wait_timeout_ms} ms",
             )
+        return outcomes
 
     def _not_replicated(self, queue: str, ids: list[str], reason: str) -> NotReplicatedError:
         quoted = ", ".join(ids[:QUOTED_IDS])
@@ -332,7 +340,7 @@ class Client:
         error.enqueued_ids = list(ids)
         return error
 
-    def _entry(self, job: Worker) -> tuple[str, bytes, bytes]:
+    def _entry(self, job: Worker) -> NewJob:
         payload = encode_job(job)
         if len(payload) > self.max_payload_bytes:
             raise EnqueueError(
@@ -342,7 +350,16 @@ class Client:
                 "Client(max_payload_bytes=...)"
             )
         signature = self.signer.sign(payload) if self.signer else b""
-        return uuid.uuid4().hex, payload, signature
+        key = job.unique_key()
+        if key is None:
+            return NewJob(uuid.uuid4().hex, payload, signature)
+        return NewJob(
+            uuid.uuid4().hex,
+            payload,
+            signature,
+            unique=unique_field(job.job_name, key),
+            on_conflict=job.unique_conflict,
+        )
 
     def _register(self, queue: str) -> None:
         if queue not in self._registered_queues:
@@ -541,6 +558,16 @@ def _check_wait(connection: redis.Redis, wait_replicas: object, wait_timeout_ms:
             f"the connection's socket timeout of {socket_timeout} s, so the client would "
             "give up before WAIT replies; lower wait_timeout_ms or raise socket_timeout"
         )
+
+
+# Storage's enqueue codes. Code 0 (the id already existed) cannot happen for random ids except
+# when a dropped connection made redis-py send the script again; the first send created it.
+_OUTCOMES = {
+    0: EnqueueOutcome.CREATED,
+    1: EnqueueOutcome.CREATED,
+    2: EnqueueOutcome.SKIPPED,
+    3: EnqueueOutcome.REPLACED,
+}
 
 
 def _queue_name(queue: QueueRef) -> str:

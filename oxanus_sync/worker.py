@@ -9,6 +9,7 @@ from typing_extensions import dataclass_transform
 
 from oxanus_sync.context import Context
 from oxanus_sync.errors import ConfigurationError, SerializationError
+from oxanus_sync.unique import CONFLICT_POLICIES, OnConflict
 
 
 @dataclass_transform(field_specifiers=(dataclasses.field,))
@@ -36,12 +37,16 @@ class Worker:
         timeout_s: the maximum time an attempt may run, in seconds. At the deadline the
             attempt is recorded as timed out and retried or sent dead by the retry policy.
             `oxanus_sync.runner.watchdog` says what happens to the thread.
+        unique_conflict: what an enqueue does while a job of this type with the same
+            `unique_key()` exists in the queue: "skip" (the default) keeps the existing job,
+            "replace" gives it the new arguments and due time if it has not started yet.
     """
 
     job_name: ClassVar[str] = ""
     max_retries: ClassVar[int | None] = None
     retry_on: ClassVar[tuple[type[BaseException], ...]] = (Exception,)
     timeout_s: ClassVar[float | None] = None
+    unique_conflict: ClassVar[OnConflict] = "skip"
 
     _arg_names: ClassVar[tuple[str, ...]] = ()
 
@@ -56,11 +61,25 @@ class Worker:
         if not cls.job_name or not isinstance(cls.job_name, str):
             raise ConfigurationError(f"{cls.__qualname__}.job_name must be a non-empty string")
 
+        if cls.unique_conflict not in CONFLICT_POLICIES:
+            raise ConfigurationError(
+                f"{cls.__qualname__}.unique_conflict is {cls.unique_conflict!r}: use \"skip\" "
+                "or \"replace\""
+            )
+
         cls._arg_names = tuple(f.name for f in dataclasses.fields(cls))  # type: ignore[arg-type]
 
     def process(self, ctx: Context[Any]) -> None:
         """Run the job. Raise to fail this attempt; return to succeed."""
         raise NotImplementedError(f"{type(self).__qualname__} must implement process(self, ctx)")
+
+    def unique_key(self) -> str | None:
+        """Return the key that makes this job unique in its queue, or None (the default).
+
+        Override it to derive a key from the arguments, for example `str(self.tenant_id)`.
+        Keys are scoped by job type, so two types may return the same key.
+        """
+        return None
 
     def retry_delay(self, attempt: int) -> float | None:
         """Return the delay in seconds before retry number `attempt`, or None for the queue's.

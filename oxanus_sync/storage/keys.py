@@ -18,6 +18,7 @@ Per queue:
 | `P:{Q}:dead`                | ZSET | job id -> time it went dead                                |
 | `P:{Q}:stats`               | HASH | counters: processed, succeeded, failed, retried, dead      |
 | `P:{Q}:cron`                | HASH | periodic job name -> last tick that fired or was skipped   |
+| `P:{Q}:unique`              | HASH | unique field -> id of the job holding it (see below)       |
 | `P:{Q}:job:<id>`            | HASH | one job, fields below                                      |
 
 Fields of a job hash:
@@ -27,7 +28,14 @@ Fields of a job hash:
   retry time), `dead_at`;
 - `attempt`: failed attempts so far; `reclaims`: times taken back from a stopped process;
 - `error`: JSON of the last error (type, message, traceback, attempt);
-- `state`: the progress a running job saved with `Context.save_state`, kept across attempts.
+- `state`: the progress a running job saved with `Context.save_state`, kept across attempts;
+- `unique`: for a unique job, its field in `P:{Q}:unique`;
+- `cancel`: set when cancellation of the running job was requested.
+
+A unique field is the JSON array `[job type, unique key]`, so equal keys of two job types never
+collide. The field points to the job while that job exists and is released when it succeeds,
+goes dead or is cancelled. An enqueue that finds a field pointing to a job whose hash is gone
+takes the field over, so no crash can block a key forever.
 
 A job exists exactly while its hash exists; the lists and sets hold only ids. A job is in one
 place at a time: the ready list, one processing list, the scheduled or retry set, or the dead
@@ -63,6 +71,7 @@ class QueueKeys:
     dead: str
     stats: str
     cron: str
+    unique: str
     job_prefix: str
     processing_prefix: str
 
@@ -78,6 +87,7 @@ class QueueKeys:
             dead=base + "dead",
             stats=base + "stats",
             cron=base + "cron",
+            unique=base + "unique",
             job_prefix=base + "job:",
             processing_prefix=base + "processing:",
         )

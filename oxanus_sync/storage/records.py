@@ -10,6 +10,21 @@ from oxanus_sync.errors import SerializationError
 
 
 @dataclass(frozen=True)
+class NewJob:
+    """A job to enqueue: its id, encoded payload and signature (empty when not signed).
+
+    `unique` is the job's field in the queue's unique hash, empty when the job is not unique,
+    and `on_conflict` what happens when another job holds that field: "skip" or "replace".
+    """
+
+    id: str
+    payload: bytes
+    signature: bytes = b""
+    unique: str = ""
+    on_conflict: str = "skip"
+
+
+@dataclass(frozen=True)
 class ClaimedJob:
     """A job that this process claimed, with the fields of its hash read in the same call.
 

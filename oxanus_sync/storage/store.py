@@ -12,7 +12,7 @@ import redis
 from redis.sentinel import SentinelConnectionPool
 
 from oxanus_sync.storage.keys import GlobalKeys, QueueKeys
-from oxanus_sync.storage.records import ClaimedJob, DeadJob, ProcessRecord, QueueCounts
+from oxanus_sync.storage.records import ClaimedJob, DeadJob, NewJob, ProcessRecord, QueueCounts
 from oxanus_sync.storage.scripts import execute_pipeline, load_scripts
 
 # Jobs per enqueue script call; bounded because Lua's unpack() has a stack limit near 8,000.
@@ -52,12 +52,13 @@ class Storage:
     # Enqueue
 
     def enqueue(
-        self, queue: str, jobs: Sequence[tuple[str, bytes, bytes]], when: tuple[str, int]
-    ) -> list[int]:
-        """Create `(id, payload, signature)` jobs in `queue`.
+        self, queue: str, jobs: Sequence[NewJob], when: tuple[str, int]
+    ) -> list[tuple[int, str]]:
+        """Create `jobs` in `queue`; return a code and a job id per job.
 
-        Returns 1 per created job and 0 per id that already existed. An empty signature means
-        the payload is not signed.
+        The codes: 1 created; 0 not created because a job with that id exists; 2 a unique job
+        skipped because the returned job holds its key; 3 the returned job, holding the key
+        and not started yet, took the new job's payload and due time.
 
         `when` is ("now", 0), ("in", delay_ms) or ("at", due_ms). All chunks go in one pipeline.
         """
@@ -71,12 +72,12 @@ class Storage:
     def enqueue_and_wait(
         self,
         queue: str,
-        jobs: Sequence[tuple[str, bytes, bytes]],
+        jobs: Sequence[NewJob],
         when: tuple[str, int],
         *,
         replicas: int,
         timeout_ms: int,
-    ) -> tuple[list[int], int | Exception]:
+    ) -> tuple[list[tuple[int, str]], int | Exception]:
         """Create jobs as `enqueue` does, then WAIT for `replicas` in the same pipeline.
 
         Returns the outcomes and the number of replicas that acknowledged the writes, or the
@@ -94,7 +95,7 @@ class Storage:
         self,
         pipe: Any,
         queue: str,
-        jobs: Sequence[tuple[str, bytes, bytes]],
+        jobs: Sequence[NewJob],
         when: tuple[str, int],
         *,
         by_source: bool,
@@ -106,11 +107,13 @@ class Storage:
             script_keys = [
                 keys.ready,
                 keys.scheduled,
-                *(keys.job(job_id) for job_id, _, _ in chunk),
+                keys.retry,
+                keys.unique,
+                *(keys.job(job.id) for job in chunk),
             ]
-            args: list[str | bytes | int] = [when[0], when[1]]
-            for job_id, payload, signature in chunk:
-                args += (job_id, payload, signature)
+            args: list[str | bytes | int] = [when[0], when[1], keys.job_prefix]
+            for job in chunk:
+                args += (job.id, job.payload, job.signature, job.unique, job.on_conflict)
             if by_source:
                 pipe.eval(script.source, len(script_keys), *script_keys, *args)
             else:
@@ -163,7 +166,14 @@ class Storage:
         keys = self.keys(queue)
         owned, raw = self._script["ack"](
             self.redis,
-            [keys.processing(process_id), keys.job(job_id), keys.stats, keys.ready, keys.leases],
+            [
+                keys.processing(process_id),
+                keys.job(job_id),
+                keys.stats,
+                keys.ready,
+                keys.leases,
+                keys.unique,
+            ],
             [job_id, claim_next, keys.job_prefix, process_id],
         )
         return bool(owned), _parse_claimed(queue, raw)
@@ -193,6 +203,7 @@ class Storage:
                 keys.retry,
                 keys.dead,
                 keys.leases,
+                keys.unique,
             ],
             [
                 job_id,
@@ -374,7 +385,15 @@ class Storage:
         keys = self.keys(queue)
         outcome = self._script["cancel"](
             self.redis,
-            [keys.ready, keys.scheduled, keys.retry, keys.job(job_id), keys.stats, keys.dead],
+            [
+                keys.ready,
+                keys.scheduled,
+                keys.retry,
+                keys.job(job_id),
+                keys.stats,
+                keys.dead,
+                keys.unique,
+            ],
             [job_id],
         )
         return _text(outcome)
@@ -509,7 +528,11 @@ class Storage:
         script = self._script["dead_retry"]
         pipe = self.redis.pipeline(transaction=False)
         for job_id in job_ids:
-            script.queue_in(pipe, [keys.dead, keys.ready, keys.job(job_id)], [job_id])
+            script.queue_in(
+                pipe,
+                [keys.dead, keys.ready, keys.job(job_id), keys.unique],
+                [job_id, keys.job_prefix],
+            )
         return sum(execute_pipeline(self.redis, pipe, [script]))
 
     def dead_delete(self, queue: str, job_ids: Sequence[str] | None) -> int:
@@ -556,13 +579,15 @@ def _single_connection_client(pool: redis.ConnectionPool, options: dict[str, Any
     return client
 
 
-def _enqueue_outcomes(count: int, results: Sequence[Any]) -> list[int]:
+def _enqueue_outcomes(count: int, results: Sequence[Any]) -> list[tuple[int, str]]:
     # One result per chunk of ENQUEUE_CHUNK jobs; a failed chunk ends the stored prefix.
-    outcomes: list[int] = []
+    outcomes: list[tuple[int, str]] = []
     for start, result in zip(range(0, count, ENQUEUE_CHUNK), results, strict=True):
         if isinstance(result, Exception):
             raise PartialEnqueue(created=start, error=result)
-        outcomes.extend(int(code) for code in result)
+        outcomes.extend(
+            (int(result[i]), _text(result[i + 1])) for i in range(0, len(result), 2)
+        )
     return outcomes
 
 

@@ -41,6 +41,16 @@ local function claim_jobs(ready, processing, job_prefix, count)
   return claimed
 end
 
+-- Release the unique key that the job `id` holds in the `unique` hash, if any, so that a new job
+-- with the same type and key can be enqueued. Call it before the job hash is deleted or the job
+-- goes dead.
+local function release_unique(unique, job_key, id)
+  local field = redis.call('HGET', job_key, 'unique')
+  if field and redis.call('HGET', unique, field) == id then
+    redis.call('HDEL', unique, field)
+  end
+end
+
 -- Drop dead jobs older than `max_age_ms` and the oldest beyond `max_count`, at most 100 a call
 -- so that one call stays short; later calls finish the work.
 local function trim_dead(dead, job_prefix, now, max_count, max_age_ms)

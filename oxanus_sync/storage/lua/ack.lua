@@ -2,7 +2,7 @@
 -- Finish a job that succeeded, then claim up to ARGV[2] more for the same process.
 --
 -- KEYS[1] processing list, KEYS[2] job hash, KEYS[3] stats hash, KEYS[4] ready list,
--- KEYS[5] leases set. ARGV[1] job id, ARGV[2] how many jobs to claim next (none unless the
+-- KEYS[5] leases set, KEYS[6] unique hash. ARGV[1] job id, ARGV[2] how many jobs to claim next (none unless the
 -- lease is valid), ARGV[3] job key prefix, ARGV[4] process id.
 -- Returns {1, claimed} or {0, {}} when the id was no longer in the processing list: the
 -- process's lease expired and another process took the job back, so this run must not count.
@@ -11,6 +11,7 @@ if redis.call('LREM', KEYS[1], -1, ARGV[1]) == 0 then
   return {0, {}}
 end
 
+release_unique(KEYS[6], KEYS[2], ARGV[1])
 redis.call('DEL', KEYS[2])
 redis.call('HINCRBY', KEYS[3], 'processed', 1)
 redis.call('HINCRBY', KEYS[3], 'succeeded', 1)

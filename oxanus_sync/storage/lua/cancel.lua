@@ -1,8 +1,9 @@
+--! include _common.lua
 -- Cancel a job: delete it if it waits in the ready list or the scheduled or retry set, or flag
 -- it for its Runner if it is running.
 --
 -- KEYS[1] ready list, KEYS[2] scheduled set, KEYS[3] retry set, KEYS[4] job hash,
--- KEYS[5] stats hash, KEYS[6] dead set. ARGV[1] job id.
+-- KEYS[5] stats hash, KEYS[6] dead set, KEYS[7] unique hash. ARGV[1] job id.
 -- Returns "cancelled", "requested", "dead" (use the dead-set API) or "not_found".
 
 if redis.call('EXISTS', KEYS[4]) == 0 then
@@ -13,6 +14,7 @@ local removed = redis.call('LREM', KEYS[1], 0, ARGV[1])
   + redis.call('ZREM', KEYS[2], ARGV[1])
   + redis.call('ZREM', KEYS[3], ARGV[1])
 if removed > 0 then
+  release_unique(KEYS[7], KEYS[4], ARGV[1])
   redis.call('DEL', KEYS[4])
   redis.call('HINCRBY', KEYS[5], 'cancelled', 1)
   return 'cancelled'

@@ -1,7 +1,9 @@
 --! include _common.lua
--- Move a dead job back to the ready list with its attempt count reset.
+-- Move a dead job back to the ready list with its attempt count reset. A unique job takes its
+-- unique key again unless another live job holds it; then it runs without holding the key.
 --
--- KEYS[1] dead set, KEYS[2] ready list, KEYS[3] job hash. ARGV[1] job id.
+-- KEYS[1] dead set, KEYS[2] ready list, KEYS[3] job hash, KEYS[4] unique hash. ARGV[1] job id,
+-- ARGV[2] job key prefix.
 -- Returns 1 when the job was moved, 0 when it was not in the dead set.
 
 if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then
@@ -13,5 +15,12 @@ end
 
 redis.call('HSET', KEYS[3], 'attempt', 0, 'reclaims', 0, 'ready_at', now_ms())
 redis.call('HDEL', KEYS[3], 'dead_at', 'due_at')
+local field = redis.call('HGET', KEYS[3], 'unique')
+if field then
+  local holder = redis.call('HGET', KEYS[4], field)
+  if not holder or redis.call('EXISTS', ARGV[2] .. holder) == 0 then
+    redis.call('HSET', KEYS[4], field, ARGV[1])
+  end
+end
 redis.call('LPUSH', KEYS[2], ARGV[1])
 return 1

@@ -3,7 +3,7 @@
 -- ARGV[5] more jobs for the same process.
 --
 -- KEYS[1] processing list, KEYS[2] job hash, KEYS[3] stats hash, KEYS[4] ready list,
--- KEYS[5] retry set, KEYS[6] dead set, KEYS[7] leases set.
+-- KEYS[5] retry set, KEYS[6] dead set, KEYS[7] leases set, KEYS[8] unique hash.
 -- ARGV[1] job id, ARGV[2] "retry" or "dead", ARGV[3] retry delay in ms, ARGV[4] error JSON,
 -- ARGV[5] how many jobs to claim next, ARGV[6] job key prefix, ARGV[7] dead set maximum size,
 -- ARGV[8] dead set maximum age in ms, ARGV[9] process id (jobs are claimed next only while
@@ -28,6 +28,7 @@ if ARGV[2] == 'retry' then
   redis.call('HSET', job_key, 'due_at', due)
   redis.call('ZADD', KEYS[5], due, id)
 else
+  release_unique(KEYS[8], job_key, id)
   redis.call('HINCRBY', stats, 'dead', 1)
   redis.call('HSET', job_key, 'dead_at', now)
   redis.call('ZADD', KEYS[6], now, id)
