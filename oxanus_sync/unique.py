@@ -1,9 +1,8 @@
 """Unique jobs: the key a job type derives from its arguments, and what an enqueue did with it.
 
-A job type becomes unique by overriding `Worker.unique_key`. While a job of that type and key
-exists in a queue (ready, scheduled, running, waiting for a retry or reclaimed after a crash),
-another enqueue of the same type and key to that queue does not create a second job. By the
-type's `unique_conflict` it is skipped ("skip", the default), or it replaces the arguments and
+A job type becomes unique by overriding `Worker.unique_key`. A unique job exists while it is
+ready, scheduled, running, waiting for a retry or reclaimed after a crash. Meanwhile another
+enqueue of the same type and key to that queue does not create a second job. By the type's `unique_conflict` it is skipped ("skip", the default), or it replaces the arguments and
 due time of the existing job when that job has not started ("replace"). A running job keeps its
 arguments, so the enqueue is reported as skipped.
 """
@@ -19,12 +18,12 @@ from oxanus_sync.errors import EnqueueError
 OnConflict = Literal["skip", "replace"]
 CONFLICT_POLICIES: tuple[OnConflict, ...] = ("skip", "replace")
 
-# Longest unique key accepted, in characters.
+# Maximum length of a unique key, in characters.
 MAX_KEY_LENGTH = 1024
 
 
 class EnqueueOutcome(enum.StrEnum):
-    """What an enqueue did."""
+    """The result of one enqueue: a new job, or a unique job skipped or merged into another."""
 
     CREATED = "created"
     SKIPPED = "skipped"
@@ -35,7 +34,7 @@ class Enqueued(str):
     """The id of an enqueued job, with the `outcome` of the enqueue.
 
     It is a `str`, so code that stores or compares job ids keeps working. For a skipped or
-    replaced unique job the id is that of the existing job that holds the key.
+    replaced unique job the id is that of the existing job with that key.
     """
 
     __slots__ = ("outcome",)
@@ -63,7 +62,7 @@ class Enqueued(str):
 
 
 def unique_field(job_type: str, key: object) -> str:
-    """Return the field that a job of `job_type` with unique key `key` holds in its queue.
+    """Return the unique-hash field of a job of type `job_type` with unique key `key`.
 
     Raises `EnqueueError` when `key` is not a non-empty string of at most 1,024 characters.
     """

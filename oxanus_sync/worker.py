@@ -63,8 +63,8 @@ class Worker:
 
         if cls.unique_conflict not in CONFLICT_POLICIES:
             raise ConfigurationError(
-                f"{cls.__qualname__}.unique_conflict is {cls.unique_conflict!r}: use \"skip\" "
-                "or \"replace\""
+                f'{cls.__qualname__}.unique_conflict is {cls.unique_conflict!r}: use "skip" '
+                'or "replace"'
             )
 
         cls._arg_names = tuple(f.name for f in dataclasses.fields(cls))  # type: ignore[arg-type]

@@ -73,6 +73,13 @@ class Probe(Worker, name="tests.crash.Probe"):
         record_event(ctx, self.tag, "end")
 
 
+class UniqueProbe(Probe, name="tests.crash.UniqueProbe"):
+    """A Probe that is unique by its tag."""
+
+    def unique_key(self) -> str:
+        return self.tag
+
+
 class FailThenHang(Worker, name="tests.crash.FailThenHang"):
     """Raises on every attempt except the first run of attempt `hang_attempt`, which sleeps
     `hang_s` so that a test can kill its Runner. Retries wait 0 s, at most 2 of them."""
@@ -104,7 +111,7 @@ class KillOwnProcess(Worker, name="tests.crash.KillOwnProcess"):
         os.kill(os.getpid(), signal.SIGKILL)
 
 
-JOB_TYPES: tuple[type[Worker], ...] = (CountRun, Probe, FailThenHang, KillOwnProcess)
+JOB_TYPES: tuple[type[Worker], ...] = (CountRun, Probe, UniqueProbe, FailThenHang, KillOwnProcess)
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:

@@ -585,9 +585,7 @@ def _enqueue_outcomes(count: int, results: Sequence[Any]) -> list[tuple[int, str
     for start, result in zip(range(0, count, ENQUEUE_CHUNK), results, strict=True):
         if isinstance(result, Exception):
             raise PartialEnqueue(created=start, error=result)
-        outcomes.extend(
-            (int(result[i]), _text(result[i + 1])) for i in range(0, len(result), 2)
-        )
+        outcomes.extend((int(result[i]), _text(result[i + 1])) for i in range(0, len(result), 2))
     return outcomes
 
 
