@@ -14,7 +14,7 @@ from oxanus_sync.errors import (
     RetryLater,
     SerializationError,
 )
-from oxanus_sync.queue import Queue, QueueConfig, RetryPolicy
+from oxanus_sync.queue import Queue, QueueConfig, RetryPolicy, Throttle
 from oxanus_sync.runner import DrainTimeoutError, Runner, RunnerStats
 from oxanus_sync.storage.records import DeadJob, ProcessRecord, QueueCounts
 from oxanus_sync.unique import Enqueued, EnqueueOutcome
@@ -48,5 +48,6 @@ __all__ = [
     "RunnerSettings",
     "RunnerStats",
     "SerializationError",
+    "Throttle",
     "Worker",
 ]

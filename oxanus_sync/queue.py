@@ -46,21 +46,55 @@ class RetryPolicy:
         return delay * random.uniform(1 - self.jitter, 1 + self.jitter)
 
 
+# Longest throttle window: a week, in seconds.
+MAX_THROTTLE_WINDOW_S = 7 * 24 * 3600.0
+
+
+@dataclass(frozen=True)
+class Throttle:
+    """At most `limit` job starts in any `window_s` seconds, shared by every Runner of the queue.
+
+    Every start counts, retries and reclaimed jobs included. The window slides: a start made
+    at time t keeps its place until t + window_s. Windows from one millisecond (0.001) to a
+    week work.
+
+    Example:
+        Throttle(limit=10, window_s=1.0)  # at most 10 starts per second, across all Runners
+    """
+
+    limit: int
+    window_s: float
+
+    def __post_init__(self) -> None:
+        check_integer("throttle limit", self.limit, minimum=1)
+        check_number("throttle window_s", self.window_s, low=0.001, high=MAX_THROTTLE_WINDOW_S)
+
+    @property
+    def window_ms(self) -> int:
+        return max(1, round(self.window_s * 1000))
+
+
 @dataclass(frozen=True)
 class QueueConfig:
     """The policy of one queue: how many of its jobs a Runner process runs at once, and retries.
 
     `concurrency` is per Runner process: three Runners with concurrency 8 run up to 24 jobs of
-    the queue at once.
+    the queue at once. `throttle`, when set, limits the job starts of all Runners together.
     """
 
     concurrency: int = 1
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    throttle: Throttle | None = None
 
     def __post_init__(self) -> None:
         check_integer("concurrency", self.concurrency, minimum=1)
         if not isinstance(self.retry, RetryPolicy):
             raise ConfigurationError(f"retry must be a RetryPolicy, got {self.retry!r}")
+        if self.throttle is not None and not isinstance(self.throttle, Throttle):
+            raise ConfigurationError(
+                f"throttle must be a Throttle or None, got {self.throttle!r}: for example "
+                "Throttle(limit=10, window_s=1.0)"
+            )
 
 
 @dataclass(frozen=True)

@@ -2,8 +2,9 @@
 
 A job type becomes unique by overriding `Worker.unique_key`. A unique job exists while it is
 ready, scheduled, running, waiting for a retry or reclaimed after a crash. Meanwhile another
-enqueue of the same type and key to that queue does not create a second job. By the type's `unique_conflict` it is skipped ("skip", the default), or it replaces the arguments and
-due time of the existing job when that job has not started ("replace"). A running job keeps its
+enqueue of the same type and key to that queue does not create a second job. By the type's
+`unique_conflict` it is skipped ("skip", the default), or it replaces the arguments and due time
+of the existing job when that job has not started ("replace"). A running job keeps its
 arguments, so the enqueue is reported as skipped.
 """
 

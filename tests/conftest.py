@@ -1,5 +1,5 @@
 """Shared fixtures: a Redis server per test session, a client, a key namespace per test,
-and a check for threads that tests leave running.
+Runner subprocesses of tests/crash_app.py, and a check for threads that tests leave running.
 
 Tests use the server at REDIS_URL when it is set. Otherwise the session starts a private
 server (see oxanus_sync.devserver.find_or_start) and stops it at the end.
@@ -8,15 +8,17 @@ server (see oxanus_sync.devserver.find_or_start) and stops it at the end.
 from __future__ import annotations
 
 import os
+import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 import redis
 
 from oxanus_sync.devserver import find_or_start
+from tests.helpers import RunnerProcess
 
 THREAD_LEAK_TIMEOUT_SECONDS = 2.0
 """Maximum time the threads that a test started get to exit after the test ends."""
@@ -61,6 +63,24 @@ def namespace(redis_client: redis.Redis) -> Iterator[str]:
 
     if batch:
         redis_client.delete(*batch)
+
+
+@pytest.fixture
+def start_runner(redis_url: str, namespace: str) -> Iterator[Callable[..., RunnerProcess]]:
+    """Start crash_app Runners with the given command-line options; kill leftovers at teardown."""
+    started: list[RunnerProcess] = []
+
+    def start(*options: str) -> RunnerProcess:
+        args = [sys.executable, "tests/crash_app.py", redis_url, namespace, *options]
+        runner = RunnerProcess(args)
+        started.append(runner)
+        return runner
+
+    yield start
+    for runner in started:
+        if runner.running():
+            runner.process.kill()
+        runner.wait(10)
 
 
 @pytest.fixture(autouse=True)

@@ -5,6 +5,7 @@ can make crash recovery fast (see `--help`). Jobs write what they saw into Redis
 namespace, so a test can check what ran without sharing memory with this process:
 
 - `CountRun` adds 1 to field `index` of the hash `<namespace>:runs`.
+- `StampStart` appends the Redis server's time in ms to the list `<namespace>:starts`.
 - `Probe`, `FailThenHang` and `KillOwnProcess` append one JSON event per step to the list
   `<namespace>:events`, with the attempt, the reclaims and this process's pid.
 """
@@ -23,7 +24,17 @@ from typing import Any
 
 import redis
 
-from oxanus_sync import Client, Config, Context, Queue, QueueConfig, Runner, RunnerSettings, Worker
+from oxanus_sync import (
+    Client,
+    Config,
+    Context,
+    Queue,
+    QueueConfig,
+    Runner,
+    RunnerSettings,
+    Throttle,
+    Worker,
+)
 
 QUEUE_NAME = "crash"
 
@@ -59,6 +70,21 @@ class CountRun(Worker, name="tests.crash.CountRun"):
         connection: redis.Redis = ctx.shared["redis"]
         connection.hincrby(runs_key(ctx.shared["namespace"]), str(self.index), 1)
         time.sleep(random.uniform(0, self.max_sleep_ms) / 1000)
+
+
+def starts_key(namespace: str) -> str:
+    return f"{namespace}:starts"
+
+
+class StampStart(Worker, name="tests.crash.StampStart"):
+    """Appends the Redis server's time in ms at its start to `<namespace>:starts`."""
+
+    index: int
+
+    def process(self, ctx: Context[Any]) -> None:
+        connection: redis.Redis = ctx.shared["redis"]
+        seconds, microseconds = connection.time()
+        connection.rpush(starts_key(ctx.shared["namespace"]), seconds * 1000 + microseconds // 1000)
 
 
 class Probe(Worker, name="tests.crash.Probe"):
@@ -111,7 +137,14 @@ class KillOwnProcess(Worker, name="tests.crash.KillOwnProcess"):
         os.kill(os.getpid(), signal.SIGKILL)
 
 
-JOB_TYPES: tuple[type[Worker], ...] = (CountRun, Probe, UniqueProbe, FailThenHang, KillOwnProcess)
+JOB_TYPES: tuple[type[Worker], ...] = (
+    CountRun,
+    StampStart,
+    Probe,
+    UniqueProbe,
+    FailThenHang,
+    KillOwnProcess,
+)
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -127,6 +160,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--max-reclaims",
         type=int,
         help="max_reclaims, the reclaims a job may have before it goes dead (default: 5)",
+    )
+    parser.add_argument(
+        "--throttle",
+        nargs=2,
+        metavar=("LIMIT", "WINDOW_S"),
+        help="throttle the queue to LIMIT starts per WINDOW_S seconds",
     )
     parser.add_argument("--log-level", default="INFO", help="logging level name")
     return parser.parse_args(argv)
@@ -150,7 +189,11 @@ def main() -> None:
 
     client = Client.from_url(args.url, namespace=args.namespace)
     config = Config(client=client, settings=build_settings(args))
-    config.register_queue(Queue(QUEUE_NAME, QueueConfig(concurrency=args.concurrency)))
+    throttle = None
+    if args.throttle is not None:
+        throttle = Throttle(limit=int(args.throttle[0]), window_s=float(args.throttle[1]))
+    queue_config = QueueConfig(concurrency=args.concurrency, throttle=throttle)
+    config.register_queue(Queue(QUEUE_NAME, queue_config))
     for job_type in JOB_TYPES:
         config.register(job_type)
 

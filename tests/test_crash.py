@@ -11,10 +11,9 @@ from __future__ import annotations
 import json
 import random
 import signal
-import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -47,26 +46,6 @@ CHAOS_SEED = 20240611
 # CountRun jobs sleep up to this long: 3,000 jobs at 50 ms on average keep 12 threads busy for
 # about 12.5 s, longer than the 15 to 20 kills at 0.3 to 1.0 s intervals take (about 11 s).
 CHAOS_MAX_SLEEP_MS = 100
-
-
-@pytest.fixture
-def start_runner(redis_url: str, namespace: str) -> Iterator[Callable[..., RunnerProcess]]:
-    """Start crash_app Runners with the given command-line options; kill leftovers at teardown."""
-    started: list[RunnerProcess] = []
-
-    def start(*options: str) -> RunnerProcess:
-        args = [sys.executable, "tests/crash_app.py", redis_url, namespace, *options]
-        runner = RunnerProcess(args)
-        started.append(runner)
-        return runner
-
-    yield start
-    for runner in started:
-        if runner.running():
-            runner.process.kill()
-        runner.wait(10)
-        if runner.process.stdout is not None:
-            runner.process.stdout.close()
 
 
 @pytest.fixture

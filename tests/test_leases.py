@@ -44,7 +44,7 @@ def test_expired_lease_claims_nothing(client: Client, namespace: str) -> None:
     client.enqueue(QUEUE, Slow(tag="waiting", seconds=0))
     client.redis.zadd(keys.leases, {"stalled": 0})
 
-    lease_valid, jobs = client.storage.claim(QUEUE.name, "stalled", 5)
+    lease_valid, jobs, _ = client.storage.claim(QUEUE.name, "stalled", 5)
 
     assert not lease_valid
     assert jobs == []
@@ -57,7 +57,7 @@ def test_live_lease_claims(client: Client, namespace: str) -> None:
     job_id = client.enqueue(QUEUE, Slow(tag="waiting", seconds=0))
     client.redis.zadd(keys.leases, {"live": client.server_time_ms() + 60_000})
 
-    lease_valid, jobs = client.storage.claim(QUEUE.name, "live", 5)
+    lease_valid, jobs, _ = client.storage.claim(QUEUE.name, "live", 5)
 
     assert lease_valid
     assert [job.id for job in jobs] == [job_id]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import multiprocessing
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -333,24 +332,6 @@ def test_concurrent_enqueues_create_one_job(
     assert len(skipped) == len(results) - 1
     assert set(skipped) == set(created)
     assert redis_client.lrange(keys.ready, 0, -1) == [created[0].encode()]
-
-
-@pytest.fixture
-def start_runner(redis_url: str, namespace: str) -> Iterator[Callable[..., RunnerProcess]]:
-    """Start tests/crash_app.py Runners; kill leftovers at teardown."""
-    runners: list[RunnerProcess] = []
-
-    def start(*options: str) -> RunnerProcess:
-        args = [sys.executable, "tests/crash_app.py", redis_url, namespace, *options]
-        runner = RunnerProcess(args)
-        runners.append(runner)
-        return runner
-
-    yield start
-    for runner in runners:
-        if runner.running():
-            runner.process.kill()
-        runner.wait(10)
 
 
 def probe_starts(redis_client: redis.Redis, namespace: str) -> list[dict[str, Any]]:

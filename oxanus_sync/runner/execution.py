@@ -348,8 +348,9 @@ class JobExecutor:
     def _record(
         self, job: ClaimedJob, outcome: _Outcome, claim_next: int
     ) -> tuple[bool, list[ClaimedJob]]:
+        throttle = self.queue.config.throttle
         if outcome.succeeded:
-            return self.storage.ack(self.queue.name, self.process_id, job.id, claim_next)
+            return self.storage.ack(self.queue.name, self.process_id, job.id, claim_next, throttle)
 
         settings = self.config.settings
         delay_ms = None if outcome.retry_delay_s is None else round(outcome.retry_delay_s * 1000)
@@ -362,6 +363,7 @@ class JobExecutor:
             claim_next=claim_next,
             dead_max_jobs=settings.dead_max_jobs,
             dead_max_age_ms=round(settings.dead_max_age_s * 1000),
+            throttle=throttle,
         )
 
     def _log_outcome(

@@ -24,7 +24,9 @@ class Fetcher(Service):
 
     A slot of `slots` is taken for every claimed job and given back when the pool thread that
     ran it has no next job. With a backlog it claims as many jobs as there are free slots in one
-    script call. With an empty queue it blocks in BLMOVE on its own connection.
+    script call. With an empty queue it blocks in BLMOVE on its own connection. A throttled
+    queue claims only through the throttle: when the window is full, the fetcher sleeps until
+    the oldest start leaves it, and when the queue is empty it blocks until a job is ready.
     """
 
     def __init__(
@@ -63,15 +65,7 @@ class Fetcher(Service):
         jobs: list[ClaimedJob] = []
         try:
             if not self.stopped.is_set():
-                lease_valid, jobs = self.storage.claim(
-                    self.executor.queue.name, self.process_id, reserved
-                )
-                if not lease_valid:
-                    # BLMOVE cannot check the lease, so wait for the heartbeat to renew it.
-                    logger.debug("lease expired, not claiming queue=%s", self.executor.queue.name)
-                    self.stopped.wait(self.lease_wait_s)
-                elif not jobs and not self.stopped.is_set():
-                    jobs = self._wait_for_one()
+                jobs = self._claim(reserved)
         finally:
             for _ in range(reserved - len(jobs)):
                 self.slots.release()
@@ -80,6 +74,26 @@ class Fetcher(Service):
         for job in jobs:
             self._submit(job)
 
+    def _claim(self, count: int) -> list[ClaimedJob]:
+        queue = self.executor.queue
+        throttle = queue.config.throttle
+        claim = self.storage.claim(queue.name, self.process_id, count, throttle)
+
+        if not claim.lease_valid:
+            # BLMOVE cannot check the lease, so wait for the heartbeat to renew it.
+            logger.debug("lease expired, not claiming queue=%s", queue.name)
+            self.stopped.wait(self.lease_wait_s)
+        elif claim.jobs or self.stopped.is_set():
+            pass
+        elif claim.throttled_ms > 0:
+            logger.debug("throttled queue=%s wait_ms=%d", queue.name, claim.throttled_ms)
+            self.stopped.wait(claim.throttled_ms / 1000)
+        elif throttle is None:
+            return self._wait_for_one()
+        else:
+            self._wait_until_ready()
+        return claim.jobs
+
     def _take_free_slots(self, limit: int) -> int:
         count = 0
         while count < limit and self.slots.acquire(blocking=False):
@@ -87,18 +101,30 @@ class Fetcher(Service):
         return count
 
     def _wait_for_one(self) -> list[ClaimedJob]:
-        if self._blocking is None:
-            self._blocking = self.storage.blocking_client(
-                self.connection_name, self.block_timeout_s
-            )
+        blocking = self._blocking_client()
         try:
             job = self.storage.blocking_claim(
-                self._blocking, self.executor.queue.name, self.process_id, self.block_timeout_s
+                blocking, self.executor.queue.name, self.process_id, self.block_timeout_s
             )
         except redis.RedisError:
             self._close_blocking()
             raise
         return [job] if job is not None else []
+
+    def _wait_until_ready(self) -> None:
+        blocking = self._blocking_client()
+        try:
+            self.storage.wait_until_ready(blocking, self.executor.queue.name, self.block_timeout_s)
+        except redis.RedisError:
+            self._close_blocking()
+            raise
+
+    def _blocking_client(self) -> redis.Redis:
+        if self._blocking is None:
+            self._blocking = self.storage.blocking_client(
+                self.connection_name, self.block_timeout_s
+            )
+        return self._blocking
 
     def _submit(self, job: ClaimedJob) -> None:
         with self._busy_lock:

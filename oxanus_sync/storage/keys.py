@@ -19,6 +19,8 @@ Per queue:
 | `P:{Q}:stats`               | HASH | counters: processed, succeeded, failed, retried, dead      |
 | `P:{Q}:cron`                | HASH | periodic job name -> last tick that fired or was skipped   |
 | `P:{Q}:unique`              | HASH | unique field -> id of the job holding it (see below)       |
+| `P:{Q}:throttle`            | ZSET | "<time>:<job id>" -> time, one per job start admitted in   |
+|                             |      | the throttle window; it expires a second after the window |
 | `P:{Q}:job:<id>`            | HASH | one job, fields below                                      |
 
 Fields of a job hash:
@@ -72,6 +74,7 @@ class QueueKeys:
     stats: str
     cron: str
     unique: str
+    throttle: str
     job_prefix: str
     processing_prefix: str
 
@@ -88,6 +91,7 @@ class QueueKeys:
             stats=base + "stats",
             cron=base + "cron",
             unique=base + "unique",
+            throttle=base + "throttle",
             job_prefix=base + "job:",
             processing_prefix=base + "processing:",
         )

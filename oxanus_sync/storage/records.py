@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from oxanus_sync.envelope import Envelope, decode_payload
 from oxanus_sync.errors import SerializationError
@@ -40,6 +40,18 @@ class ClaimedJob:
     due_at_ms: int | None
     signature: bytes | None = None
     state: bytes | None = None
+
+
+class Claim(NamedTuple):
+    """The result of a claim: whether the process's lease was valid, and the jobs claimed.
+
+    `throttled_ms` is the time until the queue's throttle admits another job when the throttle
+    limited the claim, else 0.
+    """
+
+    lease_valid: bool
+    jobs: list[ClaimedJob]
+    throttled_ms: int = 0
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,16 @@ from typing import Any
 import redis
 from redis.sentinel import SentinelConnectionPool
 
+from oxanus_sync.queue import Throttle
 from oxanus_sync.storage.keys import GlobalKeys, QueueKeys
-from oxanus_sync.storage.records import ClaimedJob, DeadJob, NewJob, ProcessRecord, QueueCounts
+from oxanus_sync.storage.records import (
+    Claim,
+    ClaimedJob,
+    DeadJob,
+    NewJob,
+    ProcessRecord,
+    QueueCounts,
+)
 from oxanus_sync.storage.scripts import execute_pipeline, load_scripts
 
 # Jobs per enqueue script call; bounded because Lua's unpack() has a stack limit near 8,000.
@@ -129,18 +137,31 @@ class Storage:
 
     # Claim and finish
 
-    def claim(self, queue: str, process_id: str, count: int) -> tuple[bool, list[ClaimedJob]]:
-        """Claim up to `count` ready jobs; return whether the lease was valid, and the jobs.
+    def claim(
+        self, queue: str, process_id: str, count: int, throttle: Throttle | None = None
+    ) -> Claim:
+        """Claim up to `count` ready jobs, no more than `throttle` admits.
 
         A process whose lease expired claims nothing until its heartbeat renews the lease.
         """
         keys = self.keys(queue)
-        lease_valid, raw = self._script["claim"](
+        lease_valid, raw, throttled_ms = self._script["claim"](
             self.redis,
-            [keys.ready, keys.processing(process_id), keys.leases],
-            [count, keys.job_prefix, process_id],
+            [keys.ready, keys.processing(process_id), keys.leases, keys.throttle],
+            [count, keys.job_prefix, process_id, *_throttle_args(throttle)],
         )
-        return bool(lease_valid), _parse_claimed(queue, raw)
+        return Claim(bool(lease_valid), _parse_claimed(queue, raw), int(throttled_ms))
+
+    def wait_until_ready(self, connection: redis.Redis, queue: str, timeout_s: float) -> bool:
+        """Wait up to `timeout_s` until `queue` has a ready job, without claiming it.
+
+        BLMOVE from the ready list's tail back to its tail moves nothing; it only returns
+        when a job is there. A throttled queue waits this way, then claims through the
+        throttle. Returns whether a job was ready.
+        """
+        ready = self.keys(queue).ready
+        reply = connection.blmove(ready, ready, timeout_s, "RIGHT", "RIGHT")  # type: ignore[arg-type]
+        return reply is not None
 
     def blocking_claim(
         self, connection: redis.Redis, queue: str, process_id: str, timeout_s: float
@@ -160,7 +181,12 @@ class Storage:
         return _parse_claimed(queue, [reply, *fields])[0]
 
     def ack(
-        self, queue: str, process_id: str, job_id: str, claim_next: int
+        self,
+        queue: str,
+        process_id: str,
+        job_id: str,
+        claim_next: int,
+        throttle: Throttle | None = None,
     ) -> tuple[bool, list[ClaimedJob]]:
         """Finish a succeeded job; return whether this process still owned it, and next jobs."""
         keys = self.keys(queue)
@@ -173,8 +199,9 @@ class Storage:
                 keys.ready,
                 keys.leases,
                 keys.unique,
+                keys.throttle,
             ],
-            [job_id, claim_next, keys.job_prefix, process_id],
+            [job_id, claim_next, keys.job_prefix, process_id, *_throttle_args(throttle)],
         )
         return bool(owned), _parse_claimed(queue, raw)
 
@@ -189,6 +216,7 @@ class Storage:
         claim_next: int,
         dead_max_jobs: int,
         dead_max_age_ms: int,
+        throttle: Throttle | None = None,
     ) -> tuple[bool, list[ClaimedJob]]:
         """Record a failed attempt: retry after `retry_delay_ms`, or dead when it is None."""
         keys = self.keys(queue)
@@ -204,6 +232,7 @@ class Storage:
                 keys.dead,
                 keys.leases,
                 keys.unique,
+                keys.throttle,
             ],
             [
                 job_id,
@@ -215,6 +244,7 @@ class Storage:
                 dead_max_jobs,
                 dead_max_age_ms,
                 process_id,
+                *_throttle_args(throttle),
             ],
         )
         return bool(owned), _parse_claimed(queue, raw)
@@ -577,6 +607,11 @@ def _single_connection_client(pool: redis.ConnectionPool, options: dict[str, Any
     client = redis.Redis(connection_pool=own_pool, single_connection_client=True)
     client.auto_close_connection_pool = True
     return client
+
+
+def _throttle_args(throttle: Throttle | None) -> tuple[int, int]:
+    # The scripts read a limit of 0 as "not throttled".
+    return (0, 0) if throttle is None else (throttle.limit, throttle.window_ms)
 
 
 def _enqueue_outcomes(count: int, results: Sequence[Any]) -> list[tuple[int, str]]:

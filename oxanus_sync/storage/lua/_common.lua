@@ -13,10 +13,41 @@ local function lease_valid(leases, process_id)
   return expiry ~= false and tonumber(expiry) >= now_ms()
 end
 
+-- Return how many more jobs the queue's throttle admits now, and when none, the time in ms
+-- until the oldest admission leaves the window. `throttle` is a sorted set of admissions
+-- scored by time; a limit of 0 means that the queue is not throttled.
+local function throttle_room(throttle, limit, window_ms, now)
+  if limit == 0 then
+    return math.huge, 0
+  end
+  redis.call('ZREMRANGEBYSCORE', throttle, '-inf', now - window_ms)
+  local used = redis.call('ZCARD', throttle)
+  if used < limit then
+    return limit - used, 0
+  end
+  local oldest = redis.call('ZRANGE', throttle, 0, 0, 'WITHSCORES')
+  return 0, tonumber(oldest[2]) + window_ms - now
+end
+
+-- Record the admission of job `id` in `throttle`, which forgets it after `window_ms`.
+local function throttle_admit(throttle, window_ms, now, id)
+  redis.call('ZADD', throttle, now, now .. ':' .. id)
+  redis.call('PEXPIRE', throttle, window_ms + 1000)
+end
+
 -- Move up to `count` ids from the tail of `ready` to the head of `processing` and return, for
 -- each job, its id followed by the job hash fields payload, attempt, reclaims, enqueued_at,
 -- due_at, sig and state. An id whose hash is gone (the job was deleted) is dropped on the way.
-local function claim_jobs(ready, processing, job_prefix, count)
+-- `throttle` is {key, limit, window in ms}: with a limit above 0, each claimed job is an
+-- admission and the count is cut to what the window admits. Also returns the ms to wait
+-- before the throttle admits another job, 0 when it was not the throttle that stopped it.
+local function claim_jobs(ready, processing, job_prefix, count, throttle)
+  local now = now_ms()
+  local room, wait_ms = throttle_room(throttle[1], throttle[2], throttle[3], now)
+  if room < count then
+    count = room
+  end
+
   local claimed = {}
   local taken, scanned = 0, 0
   while taken < count and scanned < count * 4 + 10 do
@@ -34,11 +65,14 @@ local function claim_jobs(ready, processing, job_prefix, count)
         claimed[#claimed + 1] = fields[i]
       end
       taken = taken + 1
+      if throttle[2] > 0 then
+        throttle_admit(throttle[1], throttle[3], now, id)
+      end
     else
       redis.call('LREM', processing, 1, id)
     end
   end
-  return claimed
+  return claimed, wait_ms
 end
 
 -- Release the unique key that the job `id` holds in the `unique` hash, if any, so that a new job

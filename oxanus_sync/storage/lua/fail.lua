@@ -3,11 +3,13 @@
 -- ARGV[5] more jobs for the same process.
 --
 -- KEYS[1] processing list, KEYS[2] job hash, KEYS[3] stats hash, KEYS[4] ready list,
--- KEYS[5] retry set, KEYS[6] dead set, KEYS[7] leases set, KEYS[8] unique hash.
+-- KEYS[5] retry set, KEYS[6] dead set, KEYS[7] leases set, KEYS[8] unique hash,
+-- KEYS[9] throttle set.
 -- ARGV[1] job id, ARGV[2] "retry" or "dead", ARGV[3] retry delay in ms, ARGV[4] error JSON,
 -- ARGV[5] how many jobs to claim next, ARGV[6] job key prefix, ARGV[7] dead set maximum size,
 -- ARGV[8] dead set maximum age in ms, ARGV[9] process id (jobs are claimed next only while
--- its lease is valid).
+-- its lease is valid), ARGV[10] throttle limit (0 when not throttled), ARGV[11] throttle window
+-- in ms.
 -- Returns {1, claimed}, or {0, {}} when the process no longer owned the job (see ack.lua).
 
 local processing, job_key, stats = KEYS[1], KEYS[2], KEYS[3]
@@ -35,7 +37,10 @@ else
   trim_dead(KEYS[6], ARGV[6], now, tonumber(ARGV[7]), tonumber(ARGV[8]))
 end
 
-if not lease_valid(KEYS[7], ARGV[9]) then
+if tonumber(ARGV[5]) == 0 or not lease_valid(KEYS[7], ARGV[9]) then
   return {1, {}}
 end
-return {1, claim_jobs(KEYS[4], processing, ARGV[6], tonumber(ARGV[5]))}
+
+local throttle = {KEYS[9], tonumber(ARGV[10]), tonumber(ARGV[11])}
+local claimed = claim_jobs(KEYS[4], processing, ARGV[6], tonumber(ARGV[5]), throttle)
+return {1, claimed}
