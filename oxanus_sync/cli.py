@@ -34,7 +34,7 @@ from oxanus_sync.config import Config
 from oxanus_sync.errors import ConfigurationError, OxanusError, RedisUnavailableError
 from oxanus_sync.runner import Runner
 from oxanus_sync.storage.keys import DEFAULT_NAMESPACE
-from oxanus_sync.storage.records import ProcessRecord, QueueCounts
+from oxanus_sync.storage.records import ProcessRecord, QueueCounts, ThrottleState
 
 logger = logging.getLogger(__name__)
 
@@ -363,6 +363,10 @@ def run_info(args: argparse.Namespace) -> int:
         print()
         print("\n".join(format_queues(counts)))
         print()
+        features = format_queue_features(counts)
+        if features:
+            print("\n".join(features))
+            print()
         print("\n".join(format_processes(processes, now_ms)))
         print()
         print("\n".join(format_periodic(periodic, now_ms)))
@@ -428,6 +432,36 @@ def format_queues(counts: Sequence[QueueCounts]) -> list[str]:
         for queue in counts
     ]
     return format_table(headers, rows, left_aligned={0})
+
+
+def format_queue_features(counts: Sequence[QueueCounts]) -> list[str]:
+    """Format unique keys, timeouts, cancellations and throttles of the queues that have any.
+
+    Returns no lines when no queue uses these features.
+    """
+    headers = ("queue", "unique keys", "timed out", "cancelled", "throttle", "in window", "next")
+    rows = [
+        (
+            queue.queue,
+            _count(queue.unique_keys),
+            str(queue.timed_out),
+            str(queue.cancelled),
+            *_throttle_columns(queue.throttle),
+        )
+        for queue in counts
+        if queue.unique_keys or queue.timed_out or queue.cancelled or queue.throttle
+    ]
+    return format_table(headers, rows, left_aligned={0, 4}) if rows else []
+
+
+def _throttle_columns(throttle: ThrottleState | None) -> tuple[str, str, str]:
+    # The throttle, the starts taken in its current window, and when the next start is allowed.
+    if throttle is None:
+        return "-", "-", "-"
+    limit = f"{throttle.limit} per {format_duration(throttle.window_ms)}"
+    used = f"{throttle.used}/{throttle.limit}"
+    next_start = f"in {format_duration(throttle.next_start_ms)}" if throttle.next_start_ms else "now"
+    return limit, used, next_start
 
 
 def format_periodic(periodic: dict[str, dict[str, Any]], now_ms: int) -> list[str]:

@@ -27,6 +27,15 @@ class SetMarker(Worker, name="tests.cli.SetMarker"):
             connection.set(self.key, self.value)
 
 
+class UniqueMarker(SetMarker, name="tests.cli.UniqueMarker"):
+    """A SetMarker that is unique by its key, with value "done"."""
+
+    value: str = "done"
+
+    def unique_key(self) -> str:
+        return self.key
+
+
 def make_config() -> Config:
     """Build the Config of this application, without a client."""
     config = Config(settings=RunnerSettings(shutdown_timeout_s=5.0))

@@ -16,10 +16,10 @@ from typing import IO
 import pytest
 import redis
 
-from oxanus_sync import Client, Queue
+from oxanus_sync import Client, Config, Queue, QueueConfig, Runner, Throttle
 from oxanus_sync.cli import format_duration, load_config
 from oxanus_sync.client import redact_url
-from tests.cli_app import QUEUE, SetMarker
+from tests.cli_app import QUEUE, SetMarker, UniqueMarker
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -139,13 +139,19 @@ def wait_for_registration(client: Client, worker: WorkerProcess) -> None:
     )
 
 
-def table(output: str, first_header: str) -> list[dict[str, str]]:
+def table(output: str, first_header: str, second_header: str = "") -> list[dict[str, str]]:
     """Parse the table of `output` whose header starts with `first_header` into rows.
 
-    Cells are separated by two or more spaces, and no cell or header contains two spaces.
+    With `second_header`, the header's second column must also match. Cells are separated by
+    two or more spaces, and no cell or header contains two spaces.
     """
     lines = output.splitlines()
-    start = next(i for i, line in enumerate(lines) if line.split(" ", 1)[0] == first_header)
+    start = next(
+        i
+        for i, line in enumerate(lines)
+        if re.split(r" {2,}", line.strip())[0] == first_header
+        and (not second_header or re.split(r" {2,}", line.strip())[1:2] == [second_header])
+    )
     headers = re.split(r" {2,}", lines[start].strip())
     rows = []
     for line in lines[start + 1 :]:
@@ -311,6 +317,30 @@ def test_info_shows_queue_and_process(
     assert processes[0]["queues"] == "cli"
     assert processes[0]["busy"] == "0/2"
     assert processes[0]["failing"] == "-"
+
+
+def test_info_shows_queue_features(client: Client, redis_url: str, namespace: str) -> None:
+    throttled = Queue("cli-throttled", QueueConfig(throttle=Throttle(limit=5, window_s=60.0)))
+    client.enqueue_many(
+        throttled, [UniqueMarker(url=redis_url, key=f"{namespace}:m{i}") for i in range(2)]
+    )
+    client.enqueue(QUEUE, UniqueMarker(url=redis_url, key=f"{namespace}:held"))
+    config = Config(client=client)
+    config.register_queue(throttled)
+    config.register(UniqueMarker)
+    Runner(config).drain(timeout_s=20)
+
+    result = run_cli("info", "--url", redis_url, "--namespace", namespace)
+
+    assert result.returncode == 0, result.stderr
+    rows = {row["queue"]: row for row in table(result.stdout, "queue", "unique keys")}
+    assert sorted(rows) == ["cli", "cli-throttled"]
+    assert rows["cli"]["unique keys"] == "1"
+    assert rows["cli"]["throttle"] == "-"
+    assert rows["cli-throttled"]["unique keys"] == "0"
+    assert rows["cli-throttled"]["throttle"] == "5 per 1.0min"
+    assert rows["cli-throttled"]["in window"] == "2/5"
+    assert rows["cli-throttled"]["next"] == "now"
 
 
 def test_info_ready_latency(client: Client, redis_url: str, namespace: str) -> None:

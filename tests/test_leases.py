@@ -94,4 +94,3 @@ def test_outage_keeps_live_runner_jobs(tmp_path: Path) -> None:
     assert recorders[1].events() == []
     assert counts.succeeded == 1
     assert runners[0].stats.lost == 0
-

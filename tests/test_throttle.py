@@ -108,6 +108,21 @@ def test_window_never_exceeds_limit(client: Client, redis_client: redis.Redis) -
     assert max(starts) - min(starts) >= 3 * throttle.window_ms - START_DELAY_TOLERANCE_MS
 
 
+def test_stats_show_throttle_state(client: Client, redis_client: redis.Redis) -> None:
+    throttle = Throttle(limit=5, window_s=3600.0)
+    queue = Queue("throttled-stats", QueueConfig(concurrency=2, throttle=throttle))
+
+    run_stamps(client, queue, 5, redis_client)
+
+    state = client.stats([queue])[0].throttle
+    assert state is not None
+    assert state.limit == 5
+    assert state.window_ms == 3_600_000
+    assert state.used == 5
+    assert 3_500_000 < state.next_start_ms <= 3_600_000
+    assert client.stats([Queue("not-throttled")])[0].throttle is None
+
+
 @pytest.mark.timeout(60)
 def test_sub_second_window(client: Client, redis_client: redis.Redis) -> None:
     throttle = Throttle(limit=1, window_s=0.2)

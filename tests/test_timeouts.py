@@ -92,6 +92,7 @@ def test_pure_python_job_interrupted_and_retried(client: Client) -> None:
     assert stats.dead == 1
     assert dead.error is not None
     assert "timed out after 0.3s" in dead.error["message"]
+    assert client.stats([QUEUE])[0].timed_out == 2
 
 
 @pytest.mark.timeout(30)
@@ -144,6 +145,7 @@ def test_waiting_jobs_cancelled(client: Client) -> None:
     assert client.job(QUEUE, ready_id) == {}
     assert counts.ready == 0
     assert counts.scheduled == 0
+    assert counts.cancelled == 2
 
 
 def test_unknown_job_cancel_not_found(client: Client) -> None:

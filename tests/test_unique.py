@@ -113,6 +113,7 @@ def test_skip_keeps_first_job(client: Client, keys: QueueKeys, redis_client: red
     assert second == first
     assert second.skipped
     assert redis_client.llen(keys.ready) == 1
+    assert client.stats([QUEUE])[0].unique_keys == 1
 
     recorder = Recorder()
     drain(client, recorder)
@@ -220,7 +221,7 @@ def test_success_releases_key(client: Client, keys: QueueKeys, redis_client: red
     client.enqueue(QUEUE, SyncTenant(tenant="acme"))
     drain(client, Recorder())
 
-    assert redis_client.hlen(keys.unique) == 0
+    assert client.stats([QUEUE])[0].unique_keys == 0
     assert client.enqueue(QUEUE, SyncTenant(tenant="acme")).created
 
 

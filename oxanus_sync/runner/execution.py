@@ -11,7 +11,7 @@ import math
 import threading
 import time
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -41,6 +41,7 @@ class _Outcome:
     retry_delay_s: float | None = None
     # True when the watchdog already recorded this attempt as timed out.
     recorded: bool = False
+    timed_out: bool = False
 
 
 class JobExecutor:
@@ -235,7 +236,7 @@ class JobExecutor:
             "traceback": "",
             "attempt": job.attempt + 1,
         }
-        outcome = self._retry_or_dead(job, instance, details, None)
+        outcome = replace(self._retry_or_dead(job, instance, details, None), timed_out=True)
         owned, _ = self._record_until_done(job, instance.job_name, outcome, claim_next=0)
         self._log_outcome(job, instance.job_name, outcome, owned, instance.timeout_s or 0.0)
 
@@ -364,6 +365,7 @@ class JobExecutor:
             dead_max_jobs=settings.dead_max_jobs,
             dead_max_age_ms=round(settings.dead_max_age_s * 1000),
             throttle=throttle,
+            timed_out=outcome.timed_out,
         )
 
     def _log_outcome(

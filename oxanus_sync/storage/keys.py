@@ -21,6 +21,8 @@ Per queue:
 | `P:{Q}:unique`              | HASH | unique field -> id of the job holding it (see below)       |
 | `P:{Q}:throttle`            | ZSET | "<time>:<job id>" -> time, one per job start admitted in   |
 |                             |      | the throttle window; it expires a second after the window |
+| `P:{Q}:throttle:settings`   | HASH | limit and window_ms of the last throttled claim, for the   |
+|                             |      | stats; it expires an hour after that claim                 |
 | `P:{Q}:job:<id>`            | HASH | one job, fields below                                      |
 
 Fields of a job hash:
@@ -75,6 +77,7 @@ class QueueKeys:
     cron: str
     unique: str
     throttle: str
+    throttle_settings: str
     job_prefix: str
     processing_prefix: str
 
@@ -92,6 +95,7 @@ class QueueKeys:
             cron=base + "cron",
             unique=base + "unique",
             throttle=base + "throttle",
+            throttle_settings=base + "throttle:settings",
             job_prefix=base + "job:",
             processing_prefix=base + "processing:",
         )

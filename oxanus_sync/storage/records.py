@@ -55,6 +55,17 @@ class Claim(NamedTuple):
 
 
 @dataclass(frozen=True)
+class ThrottleState:
+    """A throttle as the stats read it: `used` of `limit` starts taken in the last `window_ms`,
+    and `next_start_ms`, the time until another start is admitted (0 when one is now)."""
+
+    limit: int
+    window_ms: int
+    used: int
+    next_start_ms: int
+
+
+@dataclass(frozen=True)
 class QueueCounts:
     """Counts of one queue, read in one call.
 
@@ -64,7 +75,10 @@ class QueueCounts:
     them. `latency_ms` is the age of the oldest ready job, 0 when none is ready. The other
     fields are counters since the queue was created: `processed` attempts, of which
     `succeeded` and `failed`, and of the failures `retried` and `dead_total` (moved to the
-    dead set).
+    dead set) and `timed_out`, and `cancelled` jobs deleted before they ran.
+    `unique_keys` is the number of unique keys that jobs of the queue hold now, and
+    `throttle` the state of the queue's throttle, None when no Runner claimed through one in
+    the last hour.
     """
 
     queue: str
@@ -80,6 +94,10 @@ class QueueCounts:
     retried: int
     dead_total: int
     orphaned: int = 0
+    cancelled: int = 0
+    timed_out: int = 0
+    unique_keys: int = 0
+    throttle: ThrottleState | None = None
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from oxanus_sync.storage.records import (
     NewJob,
     ProcessRecord,
     QueueCounts,
+    ThrottleState,
 )
 from oxanus_sync.storage.scripts import execute_pipeline, load_scripts
 
@@ -217,6 +218,7 @@ class Storage:
         dead_max_jobs: int,
         dead_max_age_ms: int,
         throttle: Throttle | None = None,
+        timed_out: bool = False,
     ) -> tuple[bool, list[ClaimedJob]]:
         """Record a failed attempt: retry after `retry_delay_ms`, or dead when it is None."""
         keys = self.keys(queue)
@@ -245,6 +247,7 @@ class Storage:
                 dead_max_age_ms,
                 process_id,
                 *_throttle_args(throttle),
+                int(timed_out),
             ],
         )
         return bool(owned), _parse_claimed(queue, raw)
@@ -479,7 +482,17 @@ class Storage:
             keys = self.keys(queue)
             script.queue_in(
                 pipe,
-                [keys.ready, keys.scheduled, keys.retry, keys.dead, keys.stats, keys.leases],
+                [
+                    keys.ready,
+                    keys.scheduled,
+                    keys.retry,
+                    keys.dead,
+                    keys.stats,
+                    keys.leases,
+                    keys.unique,
+                    keys.throttle,
+                    keys.throttle_settings,
+                ],
                 [keys.job_prefix, keys.processing_prefix],
             )
         results = execute_pipeline(self.redis, pipe, [script])
@@ -660,7 +673,7 @@ def _parse_claimed(queue: str, raw: Sequence[Any]) -> list[ClaimedJob]:
 
 
 def _parse_counts(queue: str, raw: Sequence[Any]) -> QueueCounts:
-    ready, scheduled, retry, dead, latency, running, orphaned, flat = raw
+    ready, scheduled, retry, dead, latency, running, orphaned, flat, unique_keys, throttle = raw
     counters = {flat[i].decode(): int(flat[i + 1]) for i in range(0, len(flat), 2)}
     return QueueCounts(
         queue=queue,
@@ -676,6 +689,10 @@ def _parse_counts(queue: str, raw: Sequence[Any]) -> QueueCounts:
         failed=counters.get("failed", 0),
         retried=counters.get("retried", 0),
         dead_total=counters.get("dead", 0),
+        cancelled=counters.get("cancelled", 0),
+        timed_out=counters.get("timed_out", 0),
+        unique_keys=int(unique_keys),
+        throttle=ThrottleState(*(int(value) for value in throttle)) if throttle else None,
     )
 
 

@@ -15,11 +15,15 @@ end
 
 -- Return how many more jobs the queue's throttle admits now, and when none, the time in ms
 -- until the oldest admission leaves the window. `throttle` is a sorted set of admissions
--- scored by time; a limit of 0 means that the queue is not throttled.
+-- scored by time; a limit of 0 means that the queue is not throttled. The limit and window
+-- are kept in `<throttle>:settings` for the stats script, for an hour after the last claim.
 local function throttle_room(throttle, limit, window_ms, now)
   if limit == 0 then
     return math.huge, 0
   end
+  local settings = throttle .. ':settings'
+  redis.call('HSET', settings, 'limit', limit, 'window_ms', window_ms)
+  redis.call('PEXPIRE', settings, window_ms + 3600000)
   redis.call('ZREMRANGEBYSCORE', throttle, '-inf', now - window_ms)
   local used = redis.call('ZCARD', throttle)
   if used < limit then

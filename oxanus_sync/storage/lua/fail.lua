@@ -9,7 +9,7 @@
 -- ARGV[5] how many jobs to claim next, ARGV[6] job key prefix, ARGV[7] dead set maximum size,
 -- ARGV[8] dead set maximum age in ms, ARGV[9] process id (jobs are claimed next only while
 -- its lease is valid), ARGV[10] throttle limit (0 when not throttled), ARGV[11] throttle window
--- in ms.
+-- in ms, ARGV[12] "1" when the attempt timed out (counted in the stats as timed_out).
 -- Returns {1, claimed}, or {0, {}} when the process no longer owned the job (see ack.lua).
 
 local processing, job_key, stats = KEYS[1], KEYS[2], KEYS[3]
@@ -23,6 +23,9 @@ redis.call('HINCRBY', job_key, 'attempt', 1)
 redis.call('HSET', job_key, 'error', ARGV[4])
 redis.call('HINCRBY', stats, 'processed', 1)
 redis.call('HINCRBY', stats, 'failed', 1)
+if ARGV[12] == '1' then
+  redis.call('HINCRBY', stats, 'timed_out', 1)
+end
 
 if ARGV[2] == 'retry' then
   redis.call('HINCRBY', stats, 'retried', 1)
