@@ -460,7 +460,9 @@ def _throttle_columns(throttle: ThrottleState | None) -> tuple[str, str, str]:
         return "-", "-", "-"
     limit = f"{throttle.limit} per {format_duration(throttle.window_ms)}"
     used = f"{throttle.used}/{throttle.limit}"
-    next_start = f"in {format_duration(throttle.next_start_ms)}" if throttle.next_start_ms else "now"
+    next_start = (
+        f"in {format_duration(throttle.next_start_ms)}" if throttle.next_start_ms else "now"
+    )
     return limit, used, next_start
 
 

@@ -22,11 +22,12 @@ from oxanus_sync.context import Context, JobMeta
 from oxanus_sync.envelope import decode_payload, decode_state, encode_state
 from oxanus_sync.errors import RetryLater, SerializationError
 from oxanus_sync.queue import Queue
+from oxanus_sync.runner.batching import FinishBatcher
 from oxanus_sync.runner.counters import RunnerStats
 from oxanus_sync.runner.watchdog import Watch, Watchdog
 from oxanus_sync.signing import Signer
 from oxanus_sync.storage.records import ClaimedJob
-from oxanus_sync.storage.store import Storage
+from oxanus_sync.storage.store import FinishCall, Storage
 from oxanus_sync.worker import Worker
 
 logger = logging.getLogger(__name__)
@@ -77,6 +78,11 @@ class JobExecutor:
         self._lock = threading.Lock()
         self.running: set[str] = set()
         self._claimed: set[str] = set()
+
+        # Outcomes that pool threads record at the same moment share one pipeline.
+        self._batcher: FinishBatcher[FinishCall, tuple[bool, list[ClaimedJob]]] = FinishBatcher(
+            storage.finish_many
+        )
 
     def running_ids(self) -> list[str]:
         """Return the ids of the jobs whose `process()` is executing now."""
@@ -351,11 +357,14 @@ class JobExecutor:
     ) -> tuple[bool, list[ClaimedJob]]:
         throttle = self.queue.config.throttle
         if outcome.succeeded:
-            return self.storage.ack(self.queue.name, self.process_id, job.id, claim_next, throttle)
+            call = self.storage.ack_call(
+                self.queue.name, self.process_id, job.id, claim_next, throttle
+            )
+            return self._batcher.submit(call)
 
         settings = self.config.settings
         delay_ms = None if outcome.retry_delay_s is None else round(outcome.retry_delay_s * 1000)
-        return self.storage.fail(
+        call = self.storage.fail_call(
             self.queue.name,
             self.process_id,
             job.id,
@@ -367,6 +376,7 @@ class JobExecutor:
             throttle=throttle,
             timed_out=outcome.timed_out,
         )
+        return self._batcher.submit(call)
 
     def _log_outcome(
         self, job: ClaimedJob, job_type: str, outcome: _Outcome, owned: bool, duration_ms: float

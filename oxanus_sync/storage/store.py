@@ -6,6 +6,7 @@ import contextlib
 import json
 import logging
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import redis
@@ -22,7 +23,7 @@ from oxanus_sync.storage.records import (
     QueueCounts,
     ThrottleState,
 )
-from oxanus_sync.storage.scripts import execute_pipeline, load_scripts
+from oxanus_sync.storage.scripts import KeyOrArg, Script, execute_pipeline, load_scripts
 
 # Jobs per enqueue script call; bounded because Lua's unpack() has a stack limit near 8,000.
 ENQUEUE_CHUNK = 1000
@@ -31,6 +32,16 @@ _CLAIM_FIELDS = ["payload", "attempt", "reclaims", "enqueued_at", "due_at", "sig
 _CLAIM_WIDTH = 1 + len(_CLAIM_FIELDS)  # the id, then the fields claim_jobs in _common.lua reads
 _SCRIPTS = load_scripts()
 logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class FinishCall:
+    """A prepared ack or fail script call of a job of `queue`."""
+
+    queue: str
+    script: Script
+    keys: list[KeyOrArg]
+    args: list[KeyOrArg]
 
 
 class PartialEnqueue(Exception):  # noqa: N818 - internal signal, translated by the Client
@@ -190,21 +201,7 @@ class Storage:
         throttle: Throttle | None = None,
     ) -> tuple[bool, list[ClaimedJob]]:
         """Finish a succeeded job; return whether this process still owned it, and next jobs."""
-        keys = self.keys(queue)
-        owned, raw = self._script["ack"](
-            self.redis,
-            [
-                keys.processing(process_id),
-                keys.job(job_id),
-                keys.stats,
-                keys.ready,
-                keys.leases,
-                keys.unique,
-                keys.throttle,
-            ],
-            [job_id, claim_next, keys.job_prefix, process_id, *_throttle_args(throttle)],
-        )
-        return bool(owned), _parse_claimed(queue, raw)
+        return self.finish(self.ack_call(queue, process_id, job_id, claim_next, throttle))
 
     def fail(
         self,
@@ -221,10 +218,65 @@ class Storage:
         timed_out: bool = False,
     ) -> tuple[bool, list[ClaimedJob]]:
         """Record a failed attempt: retry after `retry_delay_ms`, or dead when it is None."""
+        call = self.fail_call(
+            queue,
+            process_id,
+            job_id,
+            retry_delay_ms=retry_delay_ms,
+            error=error,
+            claim_next=claim_next,
+            dead_max_jobs=dead_max_jobs,
+            dead_max_age_ms=dead_max_age_ms,
+            throttle=throttle,
+            timed_out=timed_out,
+        )
+        return self.finish(call)
+
+    def ack_call(
+        self,
+        queue: str,
+        process_id: str,
+        job_id: str,
+        claim_next: int,
+        throttle: Throttle | None = None,
+    ) -> FinishCall:
+        """Build the script call of `ack`, to run with `finish` or `finish_many`."""
+        keys = self.keys(queue)
+        return FinishCall(
+            queue,
+            self._script["ack"],
+            [
+                keys.processing(process_id),
+                keys.job(job_id),
+                keys.stats,
+                keys.ready,
+                keys.leases,
+                keys.unique,
+                keys.throttle,
+            ],
+            [job_id, claim_next, keys.job_prefix, process_id, *_throttle_args(throttle)],
+        )
+
+    def fail_call(
+        self,
+        queue: str,
+        process_id: str,
+        job_id: str,
+        *,
+        retry_delay_ms: int | None,
+        error: dict[str, Any],
+        claim_next: int,
+        dead_max_jobs: int,
+        dead_max_age_ms: int,
+        throttle: Throttle | None = None,
+        timed_out: bool = False,
+    ) -> FinishCall:
+        """Build the script call of `fail`, to run with `finish` or `finish_many`."""
         keys = self.keys(queue)
         mode = "dead" if retry_delay_ms is None else "retry"
-        owned, raw = self._script["fail"](
-            self.redis,
+        return FinishCall(
+            queue,
+            self._script["fail"],
             [
                 keys.processing(process_id),
                 keys.job(job_id),
@@ -250,7 +302,37 @@ class Storage:
                 int(timed_out),
             ],
         )
-        return bool(owned), _parse_claimed(queue, raw)
+
+    def finish(self, call: FinishCall) -> tuple[bool, list[ClaimedJob]]:
+        """Run one ack or fail call; return whether the process still owned the job, and the
+        jobs claimed next."""
+        owned, raw = call.script(self.redis, call.keys, call.args)
+        return bool(owned), _parse_claimed(call.queue, raw)
+
+    def finish_many(
+        self, calls: Sequence[FinishCall]
+    ) -> list[tuple[bool, list[ClaimedJob]] | Exception]:
+        """Run ack and fail calls in one pipeline; return each result or the error it raised.
+
+        A connection error fails the whole pipeline and is raised: some calls may have run.
+        """
+        if len(calls) == 1:
+            return [self.finish(calls[0])]
+
+        pipe = self.redis.pipeline(transaction=False)
+        for call in calls:
+            call.script.queue_in(pipe, call.keys, call.args)
+        replies = execute_pipeline(
+            self.redis, pipe, [self._script["ack"], self._script["fail"]], raise_on_error=False
+        )
+
+        results: list[tuple[bool, list[ClaimedJob]] | Exception] = []
+        for call, reply in zip(calls, replies, strict=True):
+            if isinstance(reply, Exception):
+                results.append(reply)
+            else:
+                results.append((bool(reply[0]), _parse_claimed(call.queue, reply[1])))
+        return results
 
     def save_state(self, queue: str, process_id: str, job_id: str, state: bytes) -> bool:
         """Store a running job's progress state; False when the process no longer owns it."""

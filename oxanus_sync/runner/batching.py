@@ -1,0 +1,100 @@
+"""`FinishBatcher`: sends the outcomes that pool threads record at the same time in one pipeline.
+
+Each pool thread records its job's outcome and claims its next job with one script call. With
+many short jobs, several threads make that call at nearly the same moment, and each round trip
+costs far more Python CPU in the client than the script costs Redis. The first thread sends its
+call at once, as the leader. Threads that arrive while that pipeline is on the way queue their
+calls. When it returns, the first queued thread leads the next pipeline with all queued calls.
+No thread waits for a timer, so a lone call goes out as soon as it is made.
+
+Every thread still gets back its own result or error, so the callers' handling of lost
+ownership and Redis outages is the same as with one call each.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from typing import Generic, TypeVar
+
+CallT = TypeVar("CallT")
+ResultT = TypeVar("ResultT")
+
+# Maximum number of calls in one pipeline; the rest wait for the next one.
+MAX_BATCH = 64
+
+
+class _Waiter(Generic[CallT, ResultT]):
+    """One thread's call, waiting for its result or for its turn to lead."""
+
+    __slots__ = ("call", "done", "error", "lead", "result")
+
+    def __init__(self, call: CallT) -> None:
+        self.call = call
+        self.done = threading.Event()
+        self.lead = False
+        self.result: ResultT | None = None
+        self.error: BaseException | None = None
+
+
+class FinishBatcher(Generic[CallT, ResultT]):
+    """Group calls made by concurrent threads into batches sent with `send_many`.
+
+    `send_many` takes a list of calls and returns one result or exception per call, in order,
+    or raises when the whole batch failed.
+    """
+
+    def __init__(self, send_many: Callable[[Sequence[CallT]], Sequence[ResultT | Exception]]):
+        self._send_many = send_many
+        self._lock = threading.Lock()
+        self._queued: list[_Waiter[CallT, ResultT]] = []
+        self._leading = False
+
+    def submit(self, call: CallT) -> ResultT:
+        """Send `call`, alone or with the calls of other threads; return its result or raise."""
+        waiter: _Waiter[CallT, ResultT] = _Waiter(call)
+        with self._lock:
+            self._queued.append(waiter)
+            waiter.lead = not self._leading
+            self._leading = True
+
+        if not waiter.lead:
+            waiter.done.wait()
+        if waiter.lead:
+            self._lead()
+
+        if waiter.error is not None:
+            raise waiter.error
+        return waiter.result  # type: ignore[return-value]
+
+    def _lead(self) -> None:
+        with self._lock:
+            batch = self._queued[:MAX_BATCH]
+            del self._queued[:MAX_BATCH]
+
+        try:
+            results = self._send_many([waiter.call for waiter in batch])
+        except BaseException as error:  # noqa: BLE001 - handed to every caller of the batch
+            for waiter in batch:
+                waiter.error = error
+        else:
+            for waiter, result in zip(batch, results, strict=True):
+                if isinstance(result, Exception):
+                    waiter.error = result
+                else:
+                    waiter.result = result
+
+        self._pass_lead()
+        for waiter in batch:
+            waiter.lead = False
+            waiter.done.set()
+
+    def _pass_lead(self) -> None:
+        # The first queued thread, if any, sends the next batch; else the next caller leads.
+        with self._lock:
+            if self._queued:
+                successor = self._queued[0]
+                successor.lead = True
+                successor.done.set()
+            else:
+                self._leading = False
