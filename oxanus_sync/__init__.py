@@ -14,9 +14,9 @@ from oxanus_sync.errors import (
     RetryLater,
     SerializationError,
 )
-from oxanus_sync.queue import Queue, QueueConfig, RetryPolicy
+from oxanus_sync.queue import FamilyMember, Queue, QueueConfig, QueueFamily, RetryPolicy
 from oxanus_sync.runner import DrainTimeoutError, Runner, RunnerStats
-from oxanus_sync.storage.records import DeadJob, ProcessRecord, QueueCounts
+from oxanus_sync.storage.records import DeadJob, FamilyCounts, ProcessRecord, QueueCounts
 from oxanus_sync.worker import Worker
 
 __version__ = "0.1.0"
@@ -29,6 +29,8 @@ __all__ = [
     "DeadJob",
     "DrainTimeoutError",
     "EnqueueError",
+    "FamilyCounts",
+    "FamilyMember",
     "JobCancelled",
     "JobMeta",
     "JobTimeout",
@@ -38,6 +40,7 @@ __all__ = [
     "Queue",
     "QueueConfig",
     "QueueCounts",
+    "QueueFamily",
     "RedisUnavailableError",
     "RetryLater",
     "RetryPolicy",

@@ -22,7 +22,14 @@ from oxanus_sync.errors import (
     NotReplicatedError,
     RedisUnavailableError,
 )
-from oxanus_sync.queue import Queue, validate_queue_name
+from oxanus_sync.queue import (
+    WHOLE_FAMILY,
+    QueueFamily,
+    QueueRef,
+    member_name,
+    resolve_queue_name,
+    split_member_name,
+)
 from oxanus_sync.sentinel import SYNTAX as SENTINEL_SYNTAX
 from oxanus_sync.sentinel import is_sentinel_url, parse_sentinel_url
 from oxanus_sync.signing import Signer
@@ -31,7 +38,6 @@ from oxanus_sync.storage.records import DeadJob, ProcessRecord, QueueCounts
 from oxanus_sync.storage.store import PartialEnqueue, Storage
 from oxanus_sync.worker import Worker
 
-QueueRef = Queue | str
 Delay = float | int | timedelta
 
 
@@ -266,7 +272,7 @@ class Client:
         return self._enqueue(queue, list(jobs), when)
 
     def _enqueue(self, queue: QueueRef, jobs: Sequence[Worker], when: tuple[str, int]) -> list[str]:
-        name = _queue_name(queue)
+        name = _enqueue_queue_name(queue)
         for job in jobs:
             if not isinstance(job, Worker):
                 raise EnqueueError(
@@ -346,7 +352,10 @@ class Client:
 
     def _register(self, queue: str) -> None:
         if queue not in self._registered_queues:
-            self.storage.register_queues([queue])
+            # A family is registered once, as `prefix[*]`, whatever member is enqueued to.
+            member = split_member_name(queue)
+            stored = member_name(member[0], WHOLE_FAMILY) if member else queue
+            self.storage.register_queues([stored])
             self._registered_queues.add(queue)
 
     @contextlib.contextmanager
@@ -373,12 +382,19 @@ class Client:
             return self.storage.server_time_ms()
 
     def queues(self) -> list[str]:
-        """Return the names of every queue a Runner served or a Client enqueued to."""
+        """Return the names of every queue a Runner served or a Client enqueued to.
+
+        A queue family is listed once, as `prefix[*]`.
+        """
         with self._redis_errors("list queues"):
             return self.storage.known_queues()
 
     def stats(self, queues: Sequence[QueueRef] | None = None) -> list[QueueCounts]:
-        """Return the counts of `queues` (every known queue by default), one round trip."""
+        """Return the counts of `queues` (every known queue by default), one round trip.
+
+        A queue family's counts cover all its members and describe them in `family`; see
+        `QueueCounts` for the counts of a single member.
+        """
         names = [_queue_name(q) for q in queues] if queues is not None else self.queues()
         with self._redis_errors("read queue stats"):
             return self.storage.queue_counts(names)
@@ -411,7 +427,11 @@ class Client:
     # Dead set
 
     def dead_jobs(self, queue: QueueRef, *, offset: int = 0, limit: int = 100) -> list[DeadJob]:
-        """Return dead jobs of `queue`, newest first, with the error that killed each."""
+        """Return dead jobs of `queue`, newest first, with the error that killed each.
+
+        A queue family keeps one dead set for all its members, so a family or any of its
+        members lists the dead jobs of every member; `DeadJob.queue` names each job's member.
+        """
         with self._redis_errors("list dead jobs"):
             return self.storage.dead_jobs(_queue_name(queue), offset, limit)
 
@@ -544,7 +564,23 @@ def _check_wait(connection: redis.Redis, wait_replicas: object, wait_timeout_ms:
 
 
 def _queue_name(queue: QueueRef) -> str:
-    return queue.name if isinstance(queue, Queue) else validate_queue_name(queue)
+    return resolve_queue_name(queue)
+
+
+def _enqueue_queue_name(queue: QueueRef) -> str:
+    if isinstance(queue, QueueFamily):
+        raise ConfigurationError(
+            f"cannot enqueue to queue family {queue.prefix!r} as a whole: enqueue to one of "
+            f"its members, for example {queue.prefix}('some-key')"
+        )
+    name = resolve_queue_name(queue)
+    member = split_member_name(name)
+    if member is not None and member[1] == WHOLE_FAMILY:
+        raise ConfigurationError(
+            f"cannot enqueue to {name!r}, a whole queue family: enqueue to a member such as "
+            f"{member_name(member[0], 'some-key')!r}"
+        )
+    return name
 
 
 def _delay_ms(delay: Delay) -> int:

@@ -28,6 +28,20 @@ class ClaimedJob:
 
 
 @dataclass(frozen=True)
+class FamilyCounts:
+    """The members of a queue family.
+
+    `members` counts the registered members (enqueued to within the family's idle retirement
+    time, or with ready jobs), `active` those with ready jobs now. `biggest_backlogs` maps the
+    members with the most ready jobs to their counts, biggest first.
+    """
+
+    members: int
+    active: int
+    biggest_backlogs: dict[str, int]
+
+
+@dataclass(frozen=True)
 class QueueCounts:
     """Counts of one queue, read in one call.
 
@@ -38,6 +52,10 @@ class QueueCounts:
     fields are counters since the queue was created: `processed` attempts, of which
     `succeeded` and `failed`, and of the failures `retried` and `dead_total` (moved to the
     dead set).
+
+    For a queue family, named `prefix[*]`, the counts cover every member and `family` describes
+    the members. For one member, `prefix[key]`, `ready` and `latency_ms` are the member's own and
+    the other counts the family's, which keeps one scheduled, retry and dead set for all members.
     """
 
     queue: str
@@ -53,6 +71,7 @@ class QueueCounts:
     retried: int
     dead_total: int
     orphaned: int = 0
+    family: FamilyCounts | None = None
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,15 @@ from typing import Any
 import redis
 from redis.sentinel import SentinelConnectionPool
 
+from oxanus_sync.queue import WHOLE_FAMILY, member_name, split_member_name
 from oxanus_sync.storage.keys import GlobalKeys, QueueKeys
-from oxanus_sync.storage.records import ClaimedJob, DeadJob, ProcessRecord, QueueCounts
+from oxanus_sync.storage.records import (
+    ClaimedJob,
+    DeadJob,
+    FamilyCounts,
+    ProcessRecord,
+    QueueCounts,
+)
 from oxanus_sync.storage.scripts import execute_pipeline, load_scripts
 
 # Jobs per enqueue script call; bounded because Lua's unpack() has a stack limit near 8,000.
@@ -20,6 +27,9 @@ ENQUEUE_CHUNK = 1000
 
 _CLAIM_FIELDS = ["payload", "attempt", "reclaims", "enqueued_at", "due_at", "sig", "state"]
 _CLAIM_WIDTH = 1 + len(_CLAIM_FIELDS)  # the id, then the fields claim_jobs in _common.lua reads
+# Active members whose ready jobs the stats of a whole family count, and backlogs it names.
+FAMILY_STATS_SCAN = 10_000
+FAMILY_STATS_BACKLOGS = 5
 _SCRIPTS = load_scripts()
 logger = logging.getLogger(__name__)
 
@@ -34,7 +44,12 @@ class PartialEnqueue(Exception):  # noqa: N818 - internal signal, translated by 
 
 
 class Storage:
-    """Redis operations of one namespace, each one round trip."""
+    """Redis operations of one namespace, each one round trip.
+
+    A method that takes a queue name also takes the name of a queue family, `prefix[*]`, or of
+    one of its members, `prefix[key]`: both address the family's keys (see keys.py). Only
+    enqueue, stats and cancel treat a member apart from its family.
+    """
 
     def __init__(self, client: redis.Redis, namespace: str) -> None:
         self.redis = client
@@ -46,7 +61,13 @@ class Storage:
     def keys(self, queue: str) -> QueueKeys:
         found = self._queue_keys.get(queue)
         if found is None:
-            found = self._queue_keys[queue] = QueueKeys.build(self.namespace, queue)
+            member = split_member_name(queue)
+            if member is None:
+                found = QueueKeys.build(self.namespace, queue)
+            else:
+                family_name = member_name(member[0], WHOLE_FAMILY)
+                found = QueueKeys.build(self.namespace, family_name, family=True)
+            self._queue_keys[queue] = found
         return found
 
     # Enqueue
@@ -100,15 +121,21 @@ class Storage:
         by_source: bool,
     ) -> None:
         keys = self.keys(queue)
+        member = _member_key(queue)
+        if keys.family and member is None:
+            raise ValueError(f"enqueue to a member of queue family {queue!r}, not to all of it")
+        ready = keys.member_ready(member) if member is not None else keys.ready
         script = self._script["enqueue"]
         for start in range(0, len(jobs), ENQUEUE_CHUNK):
             chunk = jobs[start : start + ENQUEUE_CHUNK]
             script_keys = [
-                keys.ready,
+                ready,
                 keys.scheduled,
+                keys.active,
+                keys.members,
                 *(keys.job(job_id) for job_id, _, _ in chunk),
             ]
-            args: list[str | bytes | int] = [when[0], when[1]]
+            args: list[str | bytes | int] = [when[0], when[1], member or ""]
             for job_id, payload, signature in chunk:
                 args += (job_id, payload, signature)
             if by_source:
@@ -134,16 +161,28 @@ class Storage:
         keys = self.keys(queue)
         lease_valid, raw = self._script["claim"](
             self.redis,
-            [keys.ready, keys.processing(process_id), keys.leases],
+            [keys.ready, keys.processing(process_id), keys.leases, *_family_keys(keys)],
             [count, keys.job_prefix, process_id],
         )
-        return bool(lease_valid), _parse_claimed(queue, raw)
+        return bool(lease_valid), _parse_claimed(keys, raw)
 
     def blocking_claim(
         self, connection: redis.Redis, queue: str, process_id: str, timeout_s: float
     ) -> ClaimedJob | None:
-        """Wait up to `timeout_s` for one job with BLMOVE on `connection`, a dedicated client."""
+        """Wait up to `timeout_s` for one job with BLMOVE on `connection`, a dedicated client.
+
+        A queue family's BLMOVE only waits for a member in its active list, moving nothing, and
+        the job is then claimed with the claim script, which returns nothing when the lease
+        expired or another process took the job first.
+        """
         keys = self.keys(queue)
+        if keys.family:
+            member = connection.blmove(keys.active, keys.active, timeout_s, "RIGHT", "RIGHT")  # type: ignore[arg-type]
+            if member is None:
+                return None
+            _, jobs = self.claim(queue, process_id, 1)
+            return jobs[0] if jobs else None
+
         processing = keys.processing(process_id)
         reply = connection.blmove(keys.ready, processing, timeout_s, "RIGHT", "LEFT")  # type: ignore[arg-type]
         if reply is None:
@@ -154,7 +193,7 @@ class Storage:
         if fields[0] is None:
             connection.lrem(processing, 1, job_id)
             return None
-        return _parse_claimed(queue, [reply, *fields])[0]
+        return _parse_claimed(keys, [reply, *fields])[0]
 
     def ack(
         self, queue: str, process_id: str, job_id: str, claim_next: int
@@ -163,10 +202,17 @@ class Storage:
         keys = self.keys(queue)
         owned, raw = self._script["ack"](
             self.redis,
-            [keys.processing(process_id), keys.job(job_id), keys.stats, keys.ready, keys.leases],
+            [
+                keys.processing(process_id),
+                keys.job(job_id),
+                keys.stats,
+                keys.ready,
+                keys.leases,
+                *_family_keys(keys),
+            ],
             [job_id, claim_next, keys.job_prefix, process_id],
         )
-        return bool(owned), _parse_claimed(queue, raw)
+        return bool(owned), _parse_claimed(keys, raw)
 
     def fail(
         self,
@@ -193,6 +239,7 @@ class Storage:
                 keys.retry,
                 keys.dead,
                 keys.leases,
+                *_family_keys(keys),
             ],
             [
                 job_id,
@@ -206,7 +253,7 @@ class Storage:
                 process_id,
             ],
         )
-        return bool(owned), _parse_claimed(queue, raw)
+        return bool(owned), _parse_claimed(keys, raw)
 
     def save_state(self, queue: str, process_id: str, job_id: str, state: bytes) -> bool:
         """Store a running job's progress state; False when the process no longer owns it."""
@@ -219,7 +266,9 @@ class Storage:
     def requeue(self, queue: str, process_id: str, job_id: str) -> bool:
         keys = self.keys(queue)
         moved = self._script["requeue"](
-            self.redis, [keys.processing(process_id), keys.ready, keys.job(job_id)], [job_id]
+            self.redis,
+            [keys.processing(process_id), keys.ready, keys.job(job_id), *_family_keys(keys)],
+            [job_id],
         )
         return bool(moved)
 
@@ -235,7 +284,9 @@ class Storage:
         for queue in queues:
             keys = self.keys(queue)
             script.queue_in(
-                pipe, [keys.ready, keys.scheduled, keys.retry], [keys.job_prefix, limit]
+                pipe,
+                [keys.ready, keys.scheduled, keys.retry, *_family_keys(keys)],
+                [keys.job_prefix, limit],
             )
         results = execute_pipeline(self.redis, pipe, [script])
         return [(int(moved), int(next_due), int(now)) for moved, next_due, now in results]
@@ -283,7 +334,7 @@ class Storage:
             keys = self.keys(queue)
             script.queue_in(
                 pipe,
-                [keys.ready, keys.leases],
+                [keys.ready, keys.leases, *_family_keys(keys)],
                 [keys.processing_prefix, keys.job_prefix, forget_after_ms, limit],
             )
         results = execute_pipeline(self.redis, pipe, [script])
@@ -374,7 +425,15 @@ class Storage:
         keys = self.keys(queue)
         outcome = self._script["cancel"](
             self.redis,
-            [keys.ready, keys.scheduled, keys.retry, keys.job(job_id), keys.stats, keys.dead],
+            [
+                keys.ready,
+                keys.scheduled,
+                keys.retry,
+                keys.job(job_id),
+                keys.stats,
+                keys.dead,
+                *_family_keys(keys),
+            ],
             [job_id],
         )
         return _text(outcome)
@@ -428,13 +487,34 @@ class Storage:
         pipe = self.redis.pipeline(transaction=False)
         for queue in queues:
             keys = self.keys(queue)
-            script.queue_in(
-                pipe,
-                [keys.ready, keys.scheduled, keys.retry, keys.dead, keys.stats, keys.leases],
-                [keys.job_prefix, keys.processing_prefix],
-            )
+            script_keys = [keys.ready, keys.scheduled, keys.retry, keys.dead, keys.stats]
+            script_keys.append(keys.leases)
+            args: list[str | int] = [keys.job_prefix, keys.processing_prefix]
+            if keys.family:
+                script_keys += [keys.active, keys.members]
+                args += [_member_key(queue) or "", FAMILY_STATS_SCAN, FAMILY_STATS_BACKLOGS]
+            script.queue_in(pipe, script_keys, args)
         results = execute_pipeline(self.redis, pipe, [script])
         return [_parse_counts(queue, result) for queue, result in zip(queues, results, strict=True)]
+
+    def retire_members(
+        self, families: Sequence[tuple[str, int]], limit: int
+    ) -> dict[str, list[str]]:
+        """Drop idle members from the registry of each (family name, idle time in ms).
+
+        Returns the members removed per family, looking at no more than `limit` per family.
+        """
+        script = self._script["retire"]
+        pipe = self.redis.pipeline(transaction=False)
+        for family, idle_ms in families:
+            keys = self.keys(family)
+            script.queue_in(pipe, [keys.members, keys.ready], [idle_ms, limit])
+        results = execute_pipeline(self.redis, pipe, [script])
+        return {
+            family: [_text(member) for member in removed]
+            for (family, _), removed in zip(families, results, strict=True)
+            if removed
+        }
 
     def pending(self, queues: Sequence[str], process_id: str, *, include_scheduled: bool) -> int:
         """Count the jobs a drain still has to run.
@@ -446,7 +526,8 @@ class Storage:
         pipe = self.redis.pipeline(transaction=False)
         for queue in queues:
             keys = self.keys(queue)
-            pipe.llen(keys.ready)
+            # A family's active list is empty exactly when none of its members has a ready job.
+            pipe.llen(keys.active if keys.family else keys.ready)
             pipe.llen(keys.processing(process_id))
             pipe.zcount(keys.scheduled, "-inf", until)
             pipe.zcount(keys.retry, "-inf", until)
@@ -487,14 +568,15 @@ class Storage:
         ]
         pipe = self.redis.pipeline(transaction=False)
         for job_id in ids:
-            pipe.hmget(keys.job(job_id), ["payload", "attempt", "dead_at", "error"])
+            pipe.hmget(keys.job(job_id), ["payload", "attempt", "dead_at", "error", "member"])
 
         dead = []
-        for job_id, (payload, attempt, dead_at, error) in zip(ids, pipe.execute(), strict=True):
+        replies = zip(ids, pipe.execute(), strict=True)
+        for job_id, (payload, attempt, dead_at, error, member) in replies:
             if payload is not None:
                 dead.append(
                     DeadJob(
-                        queue=queue,
+                        queue=_job_queue(keys, member),
                         id=job_id,
                         payload=payload,
                         attempt=int(attempt or 0),
@@ -509,7 +591,9 @@ class Storage:
         script = self._script["dead_retry"]
         pipe = self.redis.pipeline(transaction=False)
         for job_id in job_ids:
-            script.queue_in(pipe, [keys.dead, keys.ready, keys.job(job_id)], [job_id])
+            script.queue_in(
+                pipe, [keys.dead, keys.ready, keys.job(job_id), *_family_keys(keys)], [job_id]
+            )
         return sum(execute_pipeline(self.redis, pipe, [script]))
 
     def dead_delete(self, queue: str, job_ids: Sequence[str] | None) -> int:
@@ -579,15 +663,37 @@ def _server_time_ms(client: redis.Redis) -> int:
     return int(seconds) * 1000 + int(micros) // 1000
 
 
-def _parse_claimed(queue: str, raw: Sequence[Any]) -> list[ClaimedJob]:
+def _family_keys(keys: QueueKeys) -> list[str]:
+    # The optional last key of the scripts that push to or claim from a ready list.
+    return [keys.active] if keys.family else []
+
+
+def _member_key(queue: str) -> str | None:
+    """Return the member key of a member name such as "tenants[acme]", else None."""
+    member = split_member_name(queue)
+    if member is None or member[1] == WHOLE_FAMILY:
+        return None
+    return member[1]
+
+
+def _job_queue(keys: QueueKeys, member: bytes | None) -> str:
+    """Return the name of the queue a job belongs to: its member's name in a queue family."""
+    if not keys.family or member is None:
+        return keys.queue
+    return keys.queue.removesuffix(f"[{WHOLE_FAMILY}]") + f"[{_text(member)}]"
+
+
+def _parse_claimed(keys: QueueKeys, raw: Sequence[Any]) -> list[ClaimedJob]:
+    # A family claim returns each job's member after its fields.
+    width = _CLAIM_WIDTH + 1 if keys.family else _CLAIM_WIDTH
     jobs = []
-    for i in range(0, len(raw), _CLAIM_WIDTH):
-        job_id, payload, attempt, reclaims, enqueued_at, due_at, signature, state = raw[
-            i : i + _CLAIM_WIDTH
-        ]
+    for i in range(0, len(raw), width):
+        entry = raw[i : i + width]
+        job_id, payload, attempt, reclaims, enqueued_at, due_at, signature, state = entry[:8]
+        member = entry[8] if keys.family else None
         jobs.append(
             ClaimedJob(
-                queue=queue,
+                queue=_job_queue(keys, member),
                 id=job_id.decode(),
                 payload=payload,
                 attempt=int(attempt or 0),
@@ -602,8 +708,18 @@ def _parse_claimed(queue: str, raw: Sequence[Any]) -> list[ClaimedJob]:
 
 
 def _parse_counts(queue: str, raw: Sequence[Any]) -> QueueCounts:
-    ready, scheduled, retry, dead, latency, running, orphaned, flat = raw
+    ready, scheduled, retry, dead, latency, running, orphaned, flat, *family_fields = raw
     counters = {flat[i].decode(): int(flat[i + 1]) for i in range(0, len(flat), 2)}
+    family = None
+    if family_fields:
+        members, active, biggest = family_fields
+        family = FamilyCounts(
+            members=int(members),
+            active=int(active),
+            biggest_backlogs={
+                _text(biggest[i]): int(biggest[i + 1]) for i in range(0, len(biggest), 2)
+            },
+        )
     return QueueCounts(
         queue=queue,
         ready=int(ready),
@@ -618,6 +734,7 @@ def _parse_counts(queue: str, raw: Sequence[Any]) -> QueueCounts:
         failed=counters.get("failed", 0),
         retried=counters.get("retried", 0),
         dead_total=counters.get("dead", 0),
+        family=family,
     )
 
 

@@ -41,6 +41,64 @@ local function claim_jobs(ready, processing, job_prefix, count)
   return claimed
 end
 
+-- Push `id` back to the ready list it belongs to: at the head, or at the tail (taken next)
+-- when `at_tail` is true. `active` is nil for a static queue, whose jobs go to `ready`. In a
+-- queue family the id goes to its member's list, `ready .. ':' .. member` (see keys.py), and a
+-- member whose list was empty joins `active`, at the same end as the job.
+local function push_ready(ready, active, job_key, id, at_tail)
+  local push = at_tail and 'RPUSH' or 'LPUSH'
+  if not active then
+    redis.call(push, ready, id)
+    return
+  end
+
+  -- Every family job gets its member at enqueue; without one the id would wait in `ready`,
+  -- which no family claim reads, so it waits in the list of the member "" instead.
+  local member = redis.call('HGET', job_key, 'member') or ''
+  if redis.call(push, ready .. ':' .. member, id) == 1 then
+    redis.call(push, active, member)
+  end
+end
+
+-- Claim up to `count` jobs of a queue family, one per member per turn: take the member at the
+-- tail of `active`, move the oldest id of its list `ready .. ':' .. member` to the head of
+-- `processing`, and push the member back at the head of `active` while its list has more.
+-- Returns what claim_jobs returns, with each job's member after its fields. An id whose hash
+-- is gone is dropped on the way, as in claim_jobs.
+local function claim_family_jobs(ready, active, processing, job_prefix, count)
+  local claimed = {}
+  local taken, scanned = 0, 0
+  while taken < count and scanned < count * 4 + 10 do
+    scanned = scanned + 1
+    local member = redis.call('RPOP', active)
+    if not member then
+      break
+    end
+
+    local list = ready .. ':' .. member
+    local id = redis.call('LMOVE', list, processing, 'RIGHT', 'LEFT')
+    if redis.call('LLEN', list) > 0 then
+      redis.call('LPUSH', active, member)
+    end
+
+    if id then
+      local fields = redis.call('HMGET', job_prefix .. id,
+        'payload', 'attempt', 'reclaims', 'enqueued_at', 'due_at', 'sig', 'state')
+      if fields[1] then
+        claimed[#claimed + 1] = id
+        for i = 1, 7 do
+          claimed[#claimed + 1] = fields[i]
+        end
+        claimed[#claimed + 1] = member
+        taken = taken + 1
+      else
+        redis.call('LREM', processing, 1, id)
+      end
+    end
+  end
+  return claimed
+end
+
 -- Drop dead jobs older than `max_age_ms` and the oldest beyond `max_count`, at most 100 a call
 -- so that one call stays short; later calls finish the work.
 local function trim_dead(dead, job_prefix, now, max_count, max_age_ms)

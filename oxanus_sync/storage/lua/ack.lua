@@ -2,7 +2,8 @@
 -- Finish a job that succeeded, then claim up to ARGV[2] more for the same process.
 --
 -- KEYS[1] processing list, KEYS[2] job hash, KEYS[3] stats hash, KEYS[4] ready list,
--- KEYS[5] leases set. ARGV[1] job id, ARGV[2] how many jobs to claim next (none unless the
+-- KEYS[5] leases set, KEYS[6] the active list of a queue family (absent for a static queue).
+-- ARGV[1] job id, ARGV[2] how many jobs to claim next (none unless the
 -- lease is valid), ARGV[3] job key prefix, ARGV[4] process id.
 -- Returns {1, claimed} or {0, {}} when the id was no longer in the processing list: the
 -- process's lease expired and another process took the job back, so this run must not count.
@@ -16,5 +17,8 @@ redis.call('HINCRBY', KEYS[3], 'processed', 1)
 redis.call('HINCRBY', KEYS[3], 'succeeded', 1)
 if not lease_valid(KEYS[5], ARGV[4]) then
   return {1, {}}
+end
+if KEYS[6] then
+  return {1, claim_family_jobs(KEYS[4], KEYS[6], KEYS[1], ARGV[3], tonumber(ARGV[2]))}
 end
 return {1, claim_jobs(KEYS[4], KEYS[1], ARGV[3], tonumber(ARGV[2]))}

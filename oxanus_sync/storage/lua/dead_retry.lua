@@ -1,7 +1,8 @@
 --! include _common.lua
 -- Move a dead job back to the ready list with its attempt count reset.
 --
--- KEYS[1] dead set, KEYS[2] ready list, KEYS[3] job hash. ARGV[1] job id.
+-- KEYS[1] dead set, KEYS[2] ready list, KEYS[3] job hash, KEYS[4] the active list of a queue
+-- family (absent for a static queue). ARGV[1] job id.
 -- Returns 1 when the job was moved, 0 when it was not in the dead set.
 
 if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then
@@ -13,5 +14,5 @@ end
 
 redis.call('HSET', KEYS[3], 'attempt', 0, 'reclaims', 0, 'ready_at', now_ms())
 redis.call('HDEL', KEYS[3], 'dead_at', 'due_at')
-redis.call('LPUSH', KEYS[2], ARGV[1])
+push_ready(KEYS[2], KEYS[4], KEYS[3], ARGV[1], false)
 return 1

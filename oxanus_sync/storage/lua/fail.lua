@@ -3,7 +3,8 @@
 -- ARGV[5] more jobs for the same process.
 --
 -- KEYS[1] processing list, KEYS[2] job hash, KEYS[3] stats hash, KEYS[4] ready list,
--- KEYS[5] retry set, KEYS[6] dead set, KEYS[7] leases set.
+-- KEYS[5] retry set, KEYS[6] dead set, KEYS[7] leases set, KEYS[8] the active list of a queue
+-- family (absent for a static queue).
 -- ARGV[1] job id, ARGV[2] "retry" or "dead", ARGV[3] retry delay in ms, ARGV[4] error JSON,
 -- ARGV[5] how many jobs to claim next, ARGV[6] job key prefix, ARGV[7] dead set maximum size,
 -- ARGV[8] dead set maximum age in ms, ARGV[9] process id (jobs are claimed next only while
@@ -36,5 +37,8 @@ end
 
 if not lease_valid(KEYS[7], ARGV[9]) then
   return {1, {}}
+end
+if KEYS[8] then
+  return {1, claim_family_jobs(KEYS[4], KEYS[8], processing, ARGV[6], tonumber(ARGV[5]))}
 end
 return {1, claim_jobs(KEYS[4], processing, ARGV[6], tonumber(ARGV[5]))}

@@ -3,9 +3,14 @@
 --
 -- KEYS[1] ready list, KEYS[2] scheduled set, KEYS[3] retry set, KEYS[4] dead set,
 -- KEYS[5] stats hash, KEYS[6] leases set. ARGV[1] job key prefix, ARGV[2] processing prefix.
+-- For a queue family also KEYS[7] active list, KEYS[8] members set, ARGV[3] a member's key or
+-- empty for the whole family, ARGV[4] the maximum number of active members to count the ready
+-- jobs of, ARGV[5] how many of the biggest backlogs to return.
 -- Returns {ready, scheduled, retry, dead, latency in ms (age of the oldest ready job, 0 when
 -- none), running (jobs claimed by processes with a valid lease), orphaned (jobs claimed by
--- processes whose lease expired, waiting to be reclaimed), counters as a flat list}.
+-- processes whose lease expired, waiting to be reclaimed), counters as a flat list}, and for a
+-- family {members, active members, biggest backlogs as a flat list of member and ready count}.
+-- A family's `ready` and `latency` cover the given member, or the first ARGV[4] active members.
 -- A count whose key has the wrong type is -1, so that one damaged key does not hide the rest.
 
 -- Run a read command, returning `fallback` instead of raising when the key has the wrong type.
@@ -18,13 +23,45 @@ local function read(fallback, ...)
 end
 
 local now = now_ms()
-local latency = 0
-local oldest = read(false, 'LINDEX', KEYS[1], -1)
-if oldest then
-  local ready_at = read(false, 'HGET', ARGV[1] .. oldest, 'ready_at')
-  if ready_at then
-    latency = math.max(0, now - tonumber(ready_at))
+
+-- Return the age in ms of the oldest job in ready list `list`, 0 when it is empty.
+local function oldest_age(list)
+  local oldest = read(false, 'LINDEX', list, -1)
+  if oldest then
+    local ready_at = read(false, 'HGET', ARGV[1] .. oldest, 'ready_at')
+    if ready_at then
+      return math.max(0, now - tonumber(ready_at))
+    end
   end
+  return 0
+end
+
+local ready = read(-1, 'LLEN', KEYS[1])
+local latency = oldest_age(KEYS[1])
+local family = nil
+if KEYS[7] and ARGV[3] ~= '' then
+  ready = read(-1, 'LLEN', KEYS[1] .. ':' .. ARGV[3])
+  latency = oldest_age(KEYS[1] .. ':' .. ARGV[3])
+end
+if KEYS[7] then
+  local backlogs = {}
+  if ARGV[3] == '' then
+    ready = 0
+    for _, member in ipairs(read({}, 'LRANGE', KEYS[7], 0, tonumber(ARGV[4]) - 1)) do
+      local list = KEYS[1] .. ':' .. member
+      local length = read(0, 'LLEN', list)
+      ready = ready + length
+      latency = math.max(latency, oldest_age(list))
+      backlogs[#backlogs + 1] = {member, length}
+    end
+  end
+  table.sort(backlogs, function(a, b) return a[2] > b[2] end)
+  local biggest = {}
+  for i = 1, math.min(#backlogs, tonumber(ARGV[5])) do
+    biggest[#biggest + 1] = backlogs[i][1]
+    biggest[#biggest + 1] = backlogs[i][2]
+  end
+  family = {read(-1, 'ZCARD', KEYS[8]), read(-1, 'LLEN', KEYS[7]), biggest}
 end
 
 local running, orphaned = 0, 0
@@ -38,8 +75,8 @@ for i = 1, #leases, 2 do
   end
 end
 
-return {
-  read(-1, 'LLEN', KEYS[1]),
+local counts = {
+  ready,
   read(-1, 'ZCARD', KEYS[2]),
   read(-1, 'ZCARD', KEYS[3]),
   read(-1, 'ZCARD', KEYS[4]),
@@ -48,3 +85,9 @@ return {
   orphaned,
   read({}, 'HGETALL', KEYS[5]),
 }
+if family then
+  for _, value in ipairs(family) do
+    counts[#counts + 1] = value
+  end
+end
+return counts
