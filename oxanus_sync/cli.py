@@ -362,6 +362,10 @@ def run_info(args: argparse.Namespace) -> int:
         print(f"namespace {client.namespace!r} on {where}")
         print()
         print("\n".join(format_queues(counts)))
+        families = format_families(counts)
+        if families:
+            print()
+            print("\n".join(families))
         print()
         print("\n".join(format_processes(processes, now_ms)))
         print()
@@ -428,6 +432,25 @@ def format_queues(counts: Sequence[QueueCounts]) -> list[str]:
         for queue in counts
     ]
     return format_table(headers, rows, left_aligned={0})
+
+
+def format_families(counts: Sequence[QueueCounts]) -> list[str]:
+    """Format the members of each queue family as an aligned table, or no lines without one."""
+    headers = ("queue family", "members", "active", "biggest backlogs")
+    rows = [
+        (
+            queue.queue,
+            _count(queue.family.members),
+            _count(queue.family.active),
+            ", ".join(
+                f"{member} {ready}" for member, ready in queue.family.biggest_backlogs.items()
+            )
+            or "-",
+        )
+        for queue in counts
+        if queue.family is not None
+    ]
+    return format_table(headers, rows, left_aligned={0, 3}) if rows else []
 
 
 def format_periodic(periodic: dict[str, dict[str, Any]], now_ms: int) -> list[str]:

@@ -1,7 +1,8 @@
 """A Runner process for crash tests: `python tests/crash_app.py URL NAMESPACE [options]`.
 
 Options set the Runner's lease, heartbeat, reclaim limit and the queue's concurrency, so a test
-can make crash recovery fast (see `--help`). Jobs write what they saw into Redis under the
+can make crash recovery fast, and `--family` serves the queue family `FAMILY_PREFIX` with that
+concurrency as well (see `--help`). Jobs write what they saw into Redis under the
 namespace, so a test can check what ran without sharing memory with this process:
 
 - `CountRun` adds 1 to field `index` of the hash `<namespace>:runs`.
@@ -23,9 +24,20 @@ from typing import Any
 
 import redis
 
-from oxanus_sync import Client, Config, Context, Queue, QueueConfig, Runner, RunnerSettings, Worker
+from oxanus_sync import (
+    Client,
+    Config,
+    Context,
+    Queue,
+    QueueConfig,
+    QueueFamily,
+    Runner,
+    RunnerSettings,
+    Worker,
+)
 
 QUEUE_NAME = "crash"
+FAMILY_PREFIX = "crash-tenants"
 
 
 def events_key(namespace: str) -> str:
@@ -44,6 +56,7 @@ def record_event(ctx: Context[Any], tag: str, step: str) -> None:
         "attempt": ctx.meta.attempt,
         "reclaims": ctx.meta.reclaims,
         "pid": os.getpid(),
+        "queue": ctx.meta.queue,
     }
     connection: redis.Redis = ctx.shared["redis"]
     connection.rpush(events_key(ctx.shared["namespace"]), json.dumps(event))
@@ -121,6 +134,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         type=int,
         help="max_reclaims, the reclaims a job may have before it goes dead (default: 5)",
     )
+    parser.add_argument(
+        "--family", action="store_true", help=f"also serve the queue family {FAMILY_PREFIX!r}"
+    )
     parser.add_argument("--log-level", default="INFO", help="logging level name")
     return parser.parse_args(argv)
 
@@ -144,6 +160,10 @@ def main() -> None:
     client = Client.from_url(args.url, namespace=args.namespace)
     config = Config(client=client, settings=build_settings(args))
     config.register_queue(Queue(QUEUE_NAME, QueueConfig(concurrency=args.concurrency)))
+    if args.family:
+        config.register_family(
+            QueueFamily(FAMILY_PREFIX, QueueConfig(concurrency=args.concurrency))
+        )
     for job_type in JOB_TYPES:
         config.register(job_type)
 
