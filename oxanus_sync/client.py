@@ -430,7 +430,7 @@ class Client:
         """Return dead jobs of `queue`, newest first, with the error that killed each.
 
         A queue family keeps one dead set for all its members, so a family or any of its
-        members lists the dead jobs of every member; `DeadJob.queue` names each job's member.
+        members lists the dead jobs of every member. `DeadJob.queue` names each job's member.
         """
         with self._redis_errors("list dead jobs"):
             return self.storage.dead_jobs(_queue_name(queue), offset, limit)

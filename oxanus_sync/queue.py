@@ -116,7 +116,7 @@ class QueueFamily:
     with ready jobs in turn, one job per member per turn.
 
     A member with no enqueue for `idle_retire_s` seconds and no ready job is dropped from the
-    family's member registry, which `client.stats()` counts; enqueueing to it again brings it
+    family's member registry, which `client.stats()` counts. Enqueueing to it again brings it
     back.
 
     Example:

@@ -427,7 +427,7 @@ def test_idle_members_retired(client: Client, redis_client: redis.Redis, namespa
 
     retired = storage.retire_members([(TENANTS.name, 0)], 100)
 
-    # "busy" was enqueued last and claimed second, so its job is still ready.
+    # "idle" was at the tail of the active list, so the claim took its job and left "busy" one.
     assert retired == {TENANTS.name: ["idle"]}
     assert texts(redis_client.zrange(keys.members, 0, -1)) == ["busy"]
 

@@ -84,7 +84,7 @@ class QueueKeys:
     cron: str
     job_prefix: str
     processing_prefix: str
-    # Keys that only a queue family uses; `family` tells whether this is one.
+    # `family` is true for a queue family, the only user of the keys below it.
     family: bool
     active: str
     members: str

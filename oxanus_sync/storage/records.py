@@ -31,9 +31,9 @@ class ClaimedJob:
 class FamilyCounts:
     """The members of a queue family.
 
-    `members` counts the registered members (enqueued to within the family's idle retirement
-    time, or with ready jobs), `active` those with ready jobs now. `biggest_backlogs` maps the
-    members with the most ready jobs to their counts, biggest first.
+    `members` counts the members in the family's registry, which Runners drop once they are
+    idle (see `QueueFamily.idle_retire_s`), and `active` those with ready jobs now.
+    `biggest_backlogs` maps the members with the most ready jobs to their counts, biggest first.
     """
 
     members: int

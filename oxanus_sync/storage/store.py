@@ -48,7 +48,7 @@ class Storage:
 
     A method that takes a queue name also takes the name of a queue family, `prefix[*]`, or of
     one of its members, `prefix[key]`: both address the family's keys (see keys.py). Only
-    enqueue, stats and cancel treat a member apart from its family.
+    enqueue and stats treat a member apart from its family.
     """
 
     def __init__(self, client: redis.Redis, namespace: str) -> None:

@@ -52,8 +52,8 @@ local function push_ready(ready, active, job_key, id, at_tail)
     return
   end
 
-  -- Every family job gets its member at enqueue; without one the id would wait in `ready`,
-  -- which no family claim reads, so it waits in the list of the member "" instead.
+  -- Every family job gets its member at enqueue. A job without one goes to the list of the
+  -- member "", because no family claim reads `ready`.
   local member = redis.call('HGET', job_key, 'member') or ''
   if redis.call(push, ready .. ':' .. member, id) == 1 then
     redis.call(push, active, member)

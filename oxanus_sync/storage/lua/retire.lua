@@ -6,8 +6,8 @@
 -- Returns the members removed.
 --
 -- A member is idle when its last enqueue is older than ARGV[1] and its ready list is empty. A
--- member that is old but still has ready jobs gets the current time instead, so that the next
--- call looks at other members; it is looked at again after another idle time.
+-- member that is old but still has ready jobs gets the current time as its score instead. The
+-- next call then looks at other members, and this one after another idle time.
 
 local now = now_ms()
 local candidates = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[1]),

@@ -3,9 +3,9 @@
 --
 -- KEYS[1] ready list, KEYS[2] scheduled set, KEYS[3] retry set, KEYS[4] dead set,
 -- KEYS[5] stats hash, KEYS[6] leases set. ARGV[1] job key prefix, ARGV[2] processing prefix.
--- For a queue family also KEYS[7] active list, KEYS[8] members set, ARGV[3] a member's key or
--- empty for the whole family, ARGV[4] the maximum number of active members to count the ready
--- jobs of, ARGV[5] how many of the biggest backlogs to return.
+-- A queue family also passes KEYS[7] active list, KEYS[8] members set and ARGV[3], a member's
+-- key or empty for the whole family. ARGV[4] is the maximum number of active members whose
+-- ready jobs are counted, and ARGV[5] the number of biggest backlogs to return.
 -- Returns {ready, scheduled, retry, dead, latency in ms (age of the oldest ready job, 0 when
 -- none), running (jobs claimed by processes with a valid lease), orphaned (jobs claimed by
 -- processes whose lease expired, waiting to be reclaimed), counters as a flat list}, and for a
