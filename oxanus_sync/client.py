@@ -351,12 +351,12 @@ class Client:
         return uuid.uuid4().hex, payload, signature
 
     def _register(self, queue: str) -> None:
-        if queue not in self._registered_queues:
-            # A family is registered once, as `prefix[*]`, whatever member is enqueued to.
-            member = split_member_name(queue)
-            stored = member_name(member[0], WHOLE_FAMILY) if member else queue
-            self.storage.register_queues([stored])
-            self._registered_queues.add(queue)
+        # A family is registered once, as `prefix[*]`, whatever member is enqueued to.
+        member = split_member_name(queue)
+        registered = member_name(member[0], WHOLE_FAMILY) if member else queue
+        if registered not in self._registered_queues:
+            self.storage.register_queues([registered])
+            self._registered_queues.add(registered)
 
     @contextlib.contextmanager
     def _redis_errors(self, action: str) -> Iterator[None]:

@@ -60,14 +60,20 @@ class Storage:
 
     def keys(self, queue: str) -> QueueKeys:
         found = self._queue_keys.get(queue)
+        if found is not None:
+            return found
+
+        member = split_member_name(queue)
+        if member is None:
+            found = self._queue_keys[queue] = QueueKeys.build(self.namespace, queue)
+            return found
+
+        # Cached per family, not per member: a family may have millions of members.
+        family_name = member_name(member[0], WHOLE_FAMILY)
+        found = self._queue_keys.get(family_name)
         if found is None:
-            member = split_member_name(queue)
-            if member is None:
-                found = QueueKeys.build(self.namespace, queue)
-            else:
-                family_name = member_name(member[0], WHOLE_FAMILY)
-                found = QueueKeys.build(self.namespace, family_name, family=True)
-            self._queue_keys[queue] = found
+            found = QueueKeys.build(self.namespace, family_name, family=True)
+            self._queue_keys[family_name] = found
         return found
 
     # Enqueue
