@@ -27,9 +27,9 @@ from benchmarks.harness import (
     stop_process,
     wait_for_results,
 )
-from benchmarks.oxanus_worker import QUEUE_NAME, Noop, RecordStart, Sleep
+from benchmarks.oxanus_worker import FAMILY_PREFIX, QUEUE_NAME, Noop, RecordStart, Sleep
 from benchmarks.system import BenchmarkError, DrainResult, JobSystem, LongDrainResult
-from oxanus_sync import Client, Queue, QueueConfig
+from oxanus_sync import Client, FamilyMember, Queue, QueueConfig, QueueFamily
 from oxanus_sync.worker import Worker
 
 WORKER_MODULE = "benchmarks.oxanus_worker"
@@ -126,6 +126,27 @@ class OxanusSync(JobSystem):
                 time.sleep(gap_s)
             return latencies
 
+    def family_start_latencies(
+        self, concurrency: int, members: int, gaps_s: Sequence[float]
+    ) -> list[float]:
+        family = QueueFamily(FAMILY_PREFIX, QueueConfig(concurrency=concurrency))
+        with self._fresh_client() as client:
+            for index in range(members):
+                client.enqueue(family(f"tenant-{index}"), Noop(index=index))
+            with self._serving_runner(client, family("warm-up"), "--family"):
+                self._wait_until_drained(client, family)
+                result_key = f"{client.namespace}:bench:starts"
+                latencies = []
+                for number, gap_s in enumerate(gaps_s):
+                    # 7919 is a prime that does not divide the member count (10,000), so the
+                    # first `members` jobs all go to different members.
+                    member = family(f"tenant-{number * 7919 % members}")
+                    job = RecordStart(reference=time.time(), result_key=result_key)
+                    client.enqueue(member, job)
+                    latencies.append(pop_result(self.redis, result_key))
+                    time.sleep(gap_s)
+                return latencies
+
     def delayed_lateness(
         self, concurrency: int, delay_s: float, gaps_s: Sequence[float]
     ) -> list[float]:
@@ -199,10 +220,25 @@ class OxanusSync(JobSystem):
                 )
             return result
 
+    def _wait_until_drained(self, client: Client, family: QueueFamily) -> None:
+        deadline = time.monotonic() + DRAIN_TIMEOUT_S
+        while client.stats([family])[0].ready or client.stats([family])[0].running:
+            if time.monotonic() > deadline:
+                raise BenchmarkError(
+                    f"queue family {family.name} still had jobs after {DRAIN_TIMEOUT_S} s"
+                )
+            time.sleep(0.05)
+
     @contextmanager
-    def _serving_runner(self, client: Client, queue: Queue) -> Iterator[None]:
-        """Run a Runner subprocess on `queue`, warmed up by a few jobs, until the block exits."""
-        command = self._worker_command("serve", client.namespace, queue.concurrency)
+    def _serving_runner(
+        self, client: Client, queue: Queue | FamilyMember, *options: str
+    ) -> Iterator[None]:
+        """Run a Runner subprocess on `queue`, warmed up by a few jobs, until the block exits.
+
+        `options` go to the end of the subprocess's command line.
+        """
+        concurrency = queue.concurrency if isinstance(queue, Queue) else queue.family.concurrency
+        command = [*self._worker_command("serve", client.namespace, concurrency), *options]
         process = start_serving_subprocess(command)
         try:
             warmup_key = f"{client.namespace}:bench:warmup"

@@ -5,6 +5,7 @@ the GIL of the enqueueing process:
 
     python -m benchmarks.oxanus_worker drain --url URL --namespace NS --concurrency 8 --count N
     python -m benchmarks.oxanus_worker serve --url URL --namespace NS --concurrency 8
+    python -m benchmarks.oxanus_worker serve --url URL --namespace NS --family
 
 `drain` times itself from the call to `Runner.start()` until the Runner's own counter of
 processed jobs reaches `--count`, then stops the Runner and prints one JSON line on stdout:
@@ -18,6 +19,7 @@ and at the end ("rss_end_bytes").
 and waits. The clock starts when this process tells them all to start, and stops when the
 sum of their processed counters, which they copy to shared memory every 2 ms, reaches
 `--count`. "worker_cpu_s" is then the sum over the N processes. `serve` runs until SIGTERM.
+With `--family` the Runner serves the queue family `FAMILY_PREFIX` instead of the queue.
 """
 
 from __future__ import annotations
@@ -35,9 +37,10 @@ from typing import Any
 import redis
 
 from benchmarks.harness import DRAIN_POLL_INTERVAL_S, redis_cpu_s, rss_bytes
-from oxanus_sync import Client, Config, Context, Queue, QueueConfig, Runner, Worker
+from oxanus_sync import Client, Config, Context, Queue, QueueConfig, QueueFamily, Runner, Worker
 
 QUEUE_NAME = "bench"
+FAMILY_PREFIX = "bench-tenants"
 
 CHILD_READY_TIMEOUT_S = 60.0
 """Maximum wait for the Runner processes of a multi-process drain to build their Runners."""
@@ -75,10 +78,13 @@ class RecordStart(Worker, name="bench.record_start"):
         ctx.shared.rpush(self.result_key, repr(started - self.reference))
 
 
-def build_runner(url: str, namespace: str, concurrency: int) -> Runner:
+def build_runner(url: str, namespace: str, concurrency: int, *, family: bool = False) -> Runner:
     client = Client.from_url(url, namespace=namespace)
     config = Config(client=client)
-    config.register_queue(Queue(QUEUE_NAME, QueueConfig(concurrency=concurrency)))
+    if family:
+        config.register_family(QueueFamily(FAMILY_PREFIX, QueueConfig(concurrency=concurrency)))
+    else:
+        config.register_queue(Queue(QUEUE_NAME, QueueConfig(concurrency=concurrency)))
     for job_type in (Noop, Sleep, RecordStart):
         config.register(job_type)
     return Runner(config, context=redis.Redis.from_url(url))
@@ -250,6 +256,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=0,
         help="drain with one process: also report the resident set size after this many jobs",
     )
+    parser.add_argument(
+        "--family",
+        action="store_true",
+        help=f"serve the queue family {FAMILY_PREFIX!r} instead of the queue {QUEUE_NAME!r}",
+    )
     return parser.parse_args(argv)
 
 
@@ -264,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(result), flush=True)
         return 0
 
-    runner = build_runner(args.url, args.namespace, args.concurrency)
+    runner = build_runner(args.url, args.namespace, args.concurrency, family=args.family)
     if args.mode == "serve":
         stats = runner.run_forever()
         result = {"processed": stats.processed}

@@ -117,6 +117,16 @@ class JobSystem(ABC):
         """
         raise NotSupportedError(f"measured for oxanus_sync only, not implemented for {self.name}")
 
+    def family_start_latencies(
+        self, concurrency: int, members: int, gaps_s: Sequence[float]
+    ) -> list[float]:
+        """Measure `start_latencies` on a queue family of `members` members, each with one job.
+
+        The worker first runs one no-op job per member, untimed, then each measured job goes
+        to another member. Raises NotSupportedError unless the system overrides it.
+        """
+        raise NotSupportedError(f"measured for oxanus_sync only, not implemented for {self.name}")
+
     def long_drain(self, count: int, concurrency: int, warm_count: int) -> LongDrainResult:
         """Run `count` no-op jobs on one worker process and report its resident set size.
 

@@ -29,6 +29,9 @@ _MIB = 1024 * 1024
 DELAY_S = 0.2
 """Delay of each job of the lateness workload."""
 
+FAMILY_MEMBERS = 10_000
+"""Members of the queue family of the `family_start_latency` workload, one job each."""
+
 LATENCY_GAP_S = (0.002, 0.010)
 """Range of the random pause after each job of the start latency workload."""
 
@@ -47,6 +50,7 @@ class Sizes:
     drain_sleep: int
     drain_sleep_high: int
     start_latency: int
+    family_start_latency: int
     delayed_lateness: int
     redis_memory: int
     small_backlog: int
@@ -61,6 +65,7 @@ FULL_SIZES = Sizes(
     drain_sleep=4_000,
     drain_sleep_high=20_000,
     start_latency=500,
+    family_start_latency=500,
     delayed_lateness=300,
     redis_memory=20_000,
     small_backlog=1_000,
@@ -74,6 +79,7 @@ QUICK_SIZES = Sizes(
     drain_sleep=200,
     drain_sleep_high=1_000,
     start_latency=50,
+    family_start_latency=50,
     delayed_lateness=20,
     redis_memory=1_000,
     small_backlog=1_000,
@@ -216,6 +222,15 @@ def measure_start_latency(
     return _percentiles("start_latency", latencies_s)
 
 
+def measure_family_start_latency(
+    system: JobSystem, sizes: Sizes, rng: random.Random
+) -> list[Measurement]:
+    gaps_s = [rng.uniform(*LATENCY_GAP_S) for _ in range(sizes.family_start_latency)]
+    concurrency = usable_concurrency(system, CONCURRENCY)
+    latencies_s = system.family_start_latencies(concurrency, FAMILY_MEMBERS, gaps_s)
+    return _percentiles("family_start_latency", latencies_s)
+
+
 def measure_delayed_lateness(
     system: JobSystem, sizes: Sizes, rng: random.Random
 ) -> list[Measurement]:
@@ -254,6 +269,7 @@ WORKLOADS = [
     Workload("drain_sleep_10ms", measure_drain_sleep),
     Workload("drain_sleep_10ms_c64", measure_drain_sleep_high),
     Workload("start_latency", measure_start_latency),
+    Workload("family_start_latency", measure_family_start_latency),
     Workload("delayed_lateness", measure_delayed_lateness),
     Workload("redis_memory", measure_redis_memory),
     Workload("drain_small_backlog", measure_small_backlog),

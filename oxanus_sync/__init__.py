@@ -14,9 +14,22 @@ from oxanus_sync.errors import (
     RetryLater,
     SerializationError,
 )
-from oxanus_sync.queue import Queue, QueueConfig, RetryPolicy, Throttle
+from oxanus_sync.queue import (
+    FamilyMember,
+    Queue,
+    QueueConfig,
+    QueueFamily,
+    RetryPolicy,
+    Throttle,
+)
 from oxanus_sync.runner import DrainTimeoutError, Runner, RunnerStats
-from oxanus_sync.storage.records import DeadJob, ProcessRecord, QueueCounts
+from oxanus_sync.storage.records import (
+    DeadJob,
+    FamilyCounts,
+    ProcessRecord,
+    QueueCounts,
+    ThrottleState,
+)
 from oxanus_sync.unique import Enqueued, EnqueueOutcome
 from oxanus_sync.worker import Worker
 
@@ -32,6 +45,8 @@ __all__ = [
     "EnqueueError",
     "EnqueueOutcome",
     "Enqueued",
+    "FamilyCounts",
+    "FamilyMember",
     "JobCancelled",
     "JobMeta",
     "JobTimeout",
@@ -41,6 +56,7 @@ __all__ = [
     "Queue",
     "QueueConfig",
     "QueueCounts",
+    "QueueFamily",
     "RedisUnavailableError",
     "RetryLater",
     "RetryPolicy",
@@ -49,5 +65,6 @@ __all__ = [
     "RunnerStats",
     "SerializationError",
     "Throttle",
+    "ThrottleState",
     "Worker",
 ]

@@ -362,6 +362,10 @@ def run_info(args: argparse.Namespace) -> int:
         print(f"namespace {client.namespace!r} on {where}")
         print()
         print("\n".join(format_queues(counts)))
+        families = format_families(counts)
+        if families:
+            print()
+            print("\n".join(families))
         print()
         features = format_queue_features(counts)
         if features:
@@ -464,6 +468,25 @@ def _throttle_columns(throttle: ThrottleState | None) -> tuple[str, str, str]:
         f"in {format_duration(throttle.next_start_ms)}" if throttle.next_start_ms else "now"
     )
     return limit, used, next_start
+
+
+def format_families(counts: Sequence[QueueCounts]) -> list[str]:
+    """Format the members of each queue family as an aligned table, or no lines without one."""
+    headers = ("queue family", "members", "active", "biggest backlogs")
+    rows = [
+        (
+            queue.queue,
+            _count(queue.family.members),
+            _count(queue.family.active),
+            ", ".join(
+                f"{member} {ready}" for member, ready in queue.family.biggest_backlogs.items()
+            )
+            or "-",
+        )
+        for queue in counts
+        if queue.family is not None
+    ]
+    return format_table(headers, rows, left_aligned={0, 3}) if rows else []
 
 
 def format_periodic(periodic: dict[str, dict[str, Any]], now_ms: int) -> list[str]:

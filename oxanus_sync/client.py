@@ -22,7 +22,14 @@ from oxanus_sync.errors import (
     NotReplicatedError,
     RedisUnavailableError,
 )
-from oxanus_sync.queue import Queue, validate_queue_name
+from oxanus_sync.queue import (
+    WHOLE_FAMILY,
+    QueueFamily,
+    QueueRef,
+    member_name,
+    resolve_queue_name,
+    split_member_name,
+)
 from oxanus_sync.sentinel import SYNTAX as SENTINEL_SYNTAX
 from oxanus_sync.sentinel import is_sentinel_url, parse_sentinel_url
 from oxanus_sync.signing import Signer
@@ -32,7 +39,6 @@ from oxanus_sync.storage.store import PartialEnqueue, Storage
 from oxanus_sync.unique import Enqueued, EnqueueOutcome, unique_field
 from oxanus_sync.worker import Worker
 
-QueueRef = Queue | str
 Delay = float | int | timedelta
 
 
@@ -273,13 +279,16 @@ class Client:
     def _enqueue(
         self, queue: QueueRef, jobs: Sequence[Worker], when: tuple[str, int]
     ) -> list[Enqueued]:
-        name = _queue_name(queue)
+        name = _enqueue_queue_name(queue)
         for job in jobs:
             if not isinstance(job, Worker):
                 raise EnqueueError(
                     f"cannot enqueue {job!r}: expected an instance of a Worker subclass"
                 )
-        entries = [self._entry(job) for job in jobs]
+        # A queue family keeps one unique hash, so a member's key is part of each unique field.
+        member = split_member_name(name)
+        scope = member[1] if member is not None else None
+        entries = [self._entry(job, scope) for job in jobs]
         if not entries:
             return []
 
@@ -340,7 +349,7 @@ class Client:
         error.enqueued_ids = list(ids)
         return error
 
-    def _entry(self, job: Worker) -> NewJob:
+    def _entry(self, job: Worker, member: str | None) -> NewJob:
         payload = encode_job(job)
         if len(payload) > self.max_payload_bytes:
             raise EnqueueError(
@@ -357,14 +366,17 @@ class Client:
             uuid.uuid4().hex,
             payload,
             signature,
-            unique=unique_field(job.job_name, key),
+            unique=unique_field(job.job_name, key, member),
             on_conflict=job.unique_conflict,
         )
 
     def _register(self, queue: str) -> None:
-        if queue not in self._registered_queues:
-            self.storage.register_queues([queue])
-            self._registered_queues.add(queue)
+        # A family is registered once, as `prefix[*]`, whatever member is enqueued to.
+        member = split_member_name(queue)
+        registered = member_name(member[0], WHOLE_FAMILY) if member else queue
+        if registered not in self._registered_queues:
+            self.storage.register_queues([registered])
+            self._registered_queues.add(registered)
 
     @contextlib.contextmanager
     def _redis_errors(self, action: str) -> Iterator[None]:
@@ -390,12 +402,19 @@ class Client:
             return self.storage.server_time_ms()
 
     def queues(self) -> list[str]:
-        """Return the names of every queue a Runner served or a Client enqueued to."""
+        """Return the names of every queue a Runner served or a Client enqueued to.
+
+        A queue family is listed once, as `prefix[*]`.
+        """
         with self._redis_errors("list queues"):
             return self.storage.known_queues()
 
     def stats(self, queues: Sequence[QueueRef] | None = None) -> list[QueueCounts]:
-        """Return the counts of `queues` (every known queue by default), one round trip."""
+        """Return the counts of `queues` (every known queue by default), one round trip.
+
+        A queue family's counts cover all its members and describe them in `family`; see
+        `QueueCounts` for the counts of a single member.
+        """
         names = [_queue_name(q) for q in queues] if queues is not None else self.queues()
         with self._redis_errors("read queue stats"):
             return self.storage.queue_counts(names)
@@ -428,7 +447,11 @@ class Client:
     # Dead set
 
     def dead_jobs(self, queue: QueueRef, *, offset: int = 0, limit: int = 100) -> list[DeadJob]:
-        """Return dead jobs of `queue`, newest first, with the error that killed each."""
+        """Return dead jobs of `queue`, newest first, with the error that killed each.
+
+        A queue family keeps one dead set for all its members, so a family or any of its
+        members lists the dead jobs of every member. `DeadJob.queue` names each job's member.
+        """
         with self._redis_errors("list dead jobs"):
             return self.storage.dead_jobs(_queue_name(queue), offset, limit)
 
@@ -571,7 +594,23 @@ _OUTCOMES = {
 
 
 def _queue_name(queue: QueueRef) -> str:
-    return queue.name if isinstance(queue, Queue) else validate_queue_name(queue)
+    return resolve_queue_name(queue)
+
+
+def _enqueue_queue_name(queue: QueueRef) -> str:
+    if isinstance(queue, QueueFamily):
+        raise ConfigurationError(
+            f"cannot enqueue to queue family {queue.prefix!r} as a whole: enqueue to one of "
+            f"its members, for example {queue.prefix}('some-key')"
+        )
+    name = resolve_queue_name(queue)
+    member = split_member_name(name)
+    if member is not None and member[1] == WHOLE_FAMILY:
+        raise ConfigurationError(
+            f"cannot enqueue to {name!r}, a whole queue family: enqueue to a member such as "
+            f"{member_name(member[0], 'some-key')!r}"
+        )
+    return name
 
 
 def _delay_ms(delay: Delay) -> int:

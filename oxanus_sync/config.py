@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 from oxanus_sync.client import Client
 from oxanus_sync.cron import CronJob, MissedPolicy
 from oxanus_sync.errors import ConfigurationError
-from oxanus_sync.queue import Queue, RetryPolicy
+from oxanus_sync.queue import Queue, QueueFamily, RetryPolicy
 from oxanus_sync.validation import check_integer, check_seconds
 from oxanus_sync.worker import Worker
 
@@ -100,6 +100,7 @@ class Config:
         self.settings = settings or RunnerSettings()
         self.context = context
         self.queues: dict[str, Queue] = {}
+        self.families: dict[str, QueueFamily] = {}
         self.job_types: dict[str, type[Worker]] = {}
         self.cron_jobs: dict[str, CronJob] = {}
 
@@ -109,6 +110,11 @@ class Config:
             raise ConfigurationError(
                 f"expected a Queue, got {queue!r}; use Queue('name', QueueConfig(...))"
             )
+        if queue.name in self.families:
+            raise ConfigurationError(
+                f"{queue.name!r} is already registered as a queue family; give the static "
+                "queue or the family another name"
+            )
         existing = self.queues.get(queue.name)
         if existing is not None and existing != queue:
             raise ConfigurationError(
@@ -117,6 +123,32 @@ class Config:
             )
         self.queues[queue.name] = queue
         return queue
+
+    def register_family(self, family: QueueFamily) -> QueueFamily:
+        """Serve every member of `family`; registering the same prefix again differently is an
+        error, and so is a family named like a registered static queue."""
+        if not isinstance(family, QueueFamily):
+            raise ConfigurationError(
+                f"expected a QueueFamily, got {family!r}; use "
+                "QueueFamily('prefix', QueueConfig(...))"
+            )
+        if family.prefix in self.queues:
+            raise ConfigurationError(
+                f"{family.prefix!r} is already registered as a static queue; give the static "
+                "queue or the family another name"
+            )
+        existing = self.families.get(family.prefix)
+        if existing is not None and existing != family:
+            raise ConfigurationError(
+                f"queue family {family.prefix!r} is already registered as {existing}; "
+                f"register it once, not again as {family}"
+            )
+        self.families[family.prefix] = family
+        return family
+
+    def served(self) -> list[Queue | QueueFamily]:
+        """Return the static queues and then the queue families, in registration order."""
+        return [*self.queues.values(), *self.families.values()]
 
     def register(self, job_type: W) -> W:
         """Allow this Runner to execute `job_type`; usable as a class decorator."""
@@ -166,8 +198,11 @@ class Config:
 
     def validate(self) -> None:
         """Raise `ConfigurationError` unless a Runner can start with this config."""
-        if not self.queues:
-            raise ConfigurationError("no queue registered: call config.register_queue(Queue(...))")
+        if not self.queues and not self.families:
+            raise ConfigurationError(
+                "no queue registered: call config.register_queue(Queue(...)) or "
+                "config.register_family(QueueFamily(...))"
+            )
         if not self.job_types:
             raise ConfigurationError("no job type registered: call config.register(YourWorker)")
         for cron_job in self.cron_jobs.values():

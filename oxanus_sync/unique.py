@@ -62,8 +62,10 @@ class Enqueued(str):
         return self.outcome is EnqueueOutcome.REPLACED
 
 
-def unique_field(job_type: str, key: object) -> str:
+def unique_field(job_type: str, key: object, member: str | None = None) -> str:
     """Return the unique-hash field of a job of type `job_type` with unique key `key`.
+
+    A job of a queue family member also passes `member`, so that each member has its own keys.
 
     Raises `EnqueueError` when `key` is not a non-empty string of at most 1,024 characters.
     """
@@ -72,4 +74,5 @@ def unique_field(job_type: str, key: object) -> str:
             f"{job_type}.unique_key() returned {key!r}: return a non-empty string of at most "
             f"{MAX_KEY_LENGTH} characters, or None for a job that is not unique"
         )
-    return json.dumps([job_type, key], ensure_ascii=False, separators=(",", ":"))
+    parts = [job_type, key] if member is None else [job_type, key, member]
+    return json.dumps(parts, ensure_ascii=False, separators=(",", ":"))

@@ -1,7 +1,8 @@
 """A Runner process for crash tests: `python tests/crash_app.py URL NAMESPACE [options]`.
 
 Options set the Runner's lease, heartbeat, reclaim limit and the queue's concurrency, so a test
-can make crash recovery fast (see `--help`). Jobs write what they saw into Redis under the
+can make crash recovery fast, and `--family` serves the queue family `FAMILY_PREFIX` with that
+concurrency as well (see `--help`). Jobs write what they saw into Redis under the
 namespace, so a test can check what ran without sharing memory with this process:
 
 - `CountRun` adds 1 to field `index` of the hash `<namespace>:runs`.
@@ -30,6 +31,7 @@ from oxanus_sync import (
     Context,
     Queue,
     QueueConfig,
+    QueueFamily,
     Runner,
     RunnerSettings,
     Throttle,
@@ -37,6 +39,7 @@ from oxanus_sync import (
 )
 
 QUEUE_NAME = "crash"
+FAMILY_PREFIX = "crash-tenants"
 
 
 def events_key(namespace: str) -> str:
@@ -55,6 +58,7 @@ def record_event(ctx: Context[Any], tag: str, step: str) -> None:
         "attempt": ctx.meta.attempt,
         "reclaims": ctx.meta.reclaims,
         "pid": os.getpid(),
+        "queue": ctx.meta.queue,
     }
     connection: redis.Redis = ctx.shared["redis"]
     connection.rpush(events_key(ctx.shared["namespace"]), json.dumps(event))
@@ -167,6 +171,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         metavar=("LIMIT", "WINDOW_S"),
         help="throttle the queue to LIMIT starts per WINDOW_S seconds",
     )
+    parser.add_argument(
+        "--family", action="store_true", help=f"also serve the queue family {FAMILY_PREFIX!r}"
+    )
     parser.add_argument("--log-level", default="INFO", help="logging level name")
     return parser.parse_args(argv)
 
@@ -194,6 +201,10 @@ def main() -> None:
         throttle = Throttle(limit=int(args.throttle[0]), window_s=float(args.throttle[1]))
     queue_config = QueueConfig(concurrency=args.concurrency, throttle=throttle)
     config.register_queue(Queue(QUEUE_NAME, queue_config))
+    if args.family:
+        config.register_family(
+            QueueFamily(FAMILY_PREFIX, QueueConfig(concurrency=args.concurrency))
+        )
     for job_type in JOB_TYPES:
         config.register(job_type)
 

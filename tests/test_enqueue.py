@@ -141,10 +141,10 @@ def test_enqueue_many_one_call_per_chunk(client: Client, redis_url: str, namespa
             if words[0].upper() == "EVALSHA" and words[3].startswith(ready_key):
                 key_counts.append(int(words[2]))
 
-    # Each call passes the ready list, the scheduled and retry sets, the unique hash and one
-    # job hash per job.
+    # Each call passes the ready list, the scheduled and retry sets, the unique hash, the two
+    # keys of a queue family (not touched for a static queue) and one job hash per job.
     assert ENQUEUE_CHUNK == 1000
-    assert key_counts == [1004, 1004, 504]
+    assert key_counts == [1006, 1006, 506]
 
 
 def test_enqueue_many_empty_returns_empty(client: Client) -> None:

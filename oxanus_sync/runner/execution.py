@@ -21,7 +21,7 @@ from oxanus_sync.config import Config
 from oxanus_sync.context import Context, JobMeta
 from oxanus_sync.envelope import decode_payload, decode_state, encode_state
 from oxanus_sync.errors import RetryLater, SerializationError
-from oxanus_sync.queue import Queue
+from oxanus_sync.queue import Queue, QueueFamily
 from oxanus_sync.runner.batching import FinishBatcher
 from oxanus_sync.runner.counters import RunnerStats
 from oxanus_sync.runner.watchdog import Watch, Watchdog
@@ -46,12 +46,12 @@ class _Outcome:
 
 
 class JobExecutor:
-    """Runs the claimed jobs of one queue on the queue's thread pool."""
+    """Runs the claimed jobs of one queue, or of every member of a queue family, on its pool."""
 
     def __init__(
         self,
         *,
-        queue: Queue,
+        queue: Queue | QueueFamily,
         config: Config,
         storage: Storage,
         process_id: str,

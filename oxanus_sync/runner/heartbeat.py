@@ -7,7 +7,7 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from oxanus_sync.config import RunnerSettings
 from oxanus_sync.runner.service import Service
@@ -17,11 +17,14 @@ logger = logging.getLogger(__name__)
 
 # Jobs moved back per queue in one reclaim call; the next beat continues with the rest.
 RECLAIM_BATCH = 1000
+# Members of each queue family looked at per beat for retirement; the next beat goes on.
+RETIRE_BATCH = 100
 
 
 class Heartbeat(Service):
     """Every `heartbeat_interval_s`, renews this process's lease on each queue it serves and
-    moves the jobs of processes whose lease expired back to their ready lists.
+    moves the jobs of processes whose lease expired back to their ready lists. It also drops idle
+    members from the registry of each queue family in `families` (name -> `idle_retire_s`).
 
     It keeps running while a graceful shutdown drains jobs, and stops last.
     """
@@ -35,6 +38,7 @@ class Heartbeat(Service):
         settings: RunnerSettings,
         busy: Callable[[], int],
         concurrency: int,
+        families: Mapping[str, float] | None = None,
     ) -> None:
         # Retry at the beat's own pace: a longer backoff would let the lease expire.
         super().__init__(name="oxanus-heartbeat", max_backoff_s=settings.heartbeat_interval_s)
@@ -47,6 +51,7 @@ class Heartbeat(Service):
         # Server clock minus local clock, so that registry times use the server's clock.
         self.clock_offset_ms = 0
         self.concurrency = concurrency
+        self.families = dict(families or {})
         self.beats = 0
         self.thread_failures: Callable[[], dict[str, str]] = dict
         self.claimed_ids: Callable[[], dict[str, set[str]]] = dict
@@ -104,6 +109,7 @@ class Heartbeat(Service):
         if time.monotonic() >= self._reclaim_paused_until:
             self.reclaim()
         self.audit()
+        self.retire_members()
 
     def _follow_failover(self) -> None:
         address = self.storage.primary_address()
@@ -142,6 +148,19 @@ class Heartbeat(Service):
                 len(job_ids),
                 queue,
                 ",".join(job_ids[:20]),
+            )
+
+    def retire_members(self) -> None:
+        if not self.families:
+            return
+        idle_ms = [(name, round(idle_s * 1000)) for name, idle_s in self.families.items()]
+        retired = self.storage.retire_members(idle_ms, RETIRE_BATCH)
+        for family, members in retired.items():
+            logger.info(
+                "retired %d idle members of queue family %s: %s",
+                len(members),
+                family,
+                ",".join(members[:20]),
             )
 
     def audit(self) -> None:

@@ -16,6 +16,7 @@ import redis
 from oxanus_sync.client import Client
 from oxanus_sync.config import Config
 from oxanus_sync.errors import ConfigurationError, OxanusError
+from oxanus_sync.queue import Queue, QueueFamily
 from oxanus_sync.runner.counters import RunnerStats
 from oxanus_sync.runner.cron import CronService
 from oxanus_sync.runner.execution import JobExecutor
@@ -67,8 +68,9 @@ class Runner:
         self._started = False
 
         self.watchdog = Watchdog(storage=self.storage)
-        self.fetchers = [self._fetcher(queue_name) for queue_name in config.queues]
-        queue_names = list(config.queues)
+        # A queue family is served as one queue, with one fetcher and pool for all its members.
+        self.fetchers = [self._fetcher(queue) for queue in config.served()]
+        queue_names = self._queue_names()
         settings = config.settings
         self.scheduler = Scheduler(
             storage=self.storage, queues=queue_names, interval_s=settings.scheduler_interval_s
@@ -79,7 +81,8 @@ class Runner:
             queues=queue_names,
             settings=settings,
             busy=self.busy,
-            concurrency=sum(q.concurrency for q in config.queues.values()),
+            concurrency=sum(queue.concurrency for queue in config.served()),
+            families={family.name: family.idle_retire_s for family in config.families.values()},
         )
         self.heartbeat.thread_failures = self._failing_threads
         self.cron = (
@@ -94,9 +97,9 @@ class Runner:
         )
         self.heartbeat.claimed_ids = self._claimed_ids
 
-    def _fetcher(self, queue_name: str) -> Fetcher:
+    def _fetcher(self, queue: Queue | QueueFamily) -> Fetcher:
         executor = JobExecutor(
-            queue=self.config.queues[queue_name],
+            queue=queue,
             config=self.config,
             storage=self.storage,
             process_id=self.process_id,
@@ -112,9 +115,13 @@ class Runner:
             storage=self.storage,
             process_id=self.process_id,
             block_timeout_s=self.config.settings.block_timeout_s,
-            connection_name=f"{self._connection_prefix()}{queue_name}",
+            connection_name=f"{self._connection_prefix()}{queue.name}",
             lease_wait_s=self.config.settings.heartbeat_interval_s / 4,
         )
+
+    def _queue_names(self) -> list[str]:
+        """Return the names of the static queues and of the families, as `prefix[*]`."""
+        return [queue.name for queue in self.config.served()]
 
     def _connection_prefix(self) -> str:
         return f"oxanus-fetch-{self.process_id}-"
@@ -142,14 +149,14 @@ class Runner:
         # The lease must exist before the first claim, or a peer could reclaim that job.
         self.heartbeat.beat()
         self.heartbeat.reclaim()
-        self.storage.register_queues(self.config.queues)
+        self.storage.register_queues(self._queue_names())
         for thread in self._services():
             thread.start()
         logger.info(
             "runner started process_id=%s pid=%d queues=%s job_types=%d",
             self.process_id,
             os.getpid(),
-            ",".join(self.config.queues),
+            ",".join(self._queue_names()),
             len(self.config.job_types),
         )
 
@@ -206,7 +213,7 @@ class Runner:
         if self.busy():
             return False
         pending = self.storage.pending(
-            list(self.config.queues), self.process_id, include_scheduled=include_scheduled
+            self._queue_names(), self.process_id, include_scheduled=include_scheduled
         )
         return pending == 0 and self.busy() == 0
 
@@ -290,7 +297,7 @@ class Runner:
 
     def _release(self) -> None:
         try:
-            held = self.storage.release(self.process_id, list(self.config.queues))
+            held = self.storage.release(self.process_id, self._queue_names())
         except Exception:
             logger.exception("could not release leases process_id=%s", self.process_id)
             return

@@ -41,15 +41,34 @@ collide. The field points to the job while that job exists and is released when 
 goes dead or is cancelled. An enqueue that finds a field pointing to a job whose hash is gone
 takes the field over, so no crash can block a key forever.
 
+- `member`: for a job of a queue family, the key of its member (see below).
+
 A job exists exactly while its hash exists; the lists and sets hold only ids. A job is in one
 place at a time: the ready list, one processing list, the scheduled or retry set, or the dead
 set. Scripts that find an id whose hash is gone drop the id.
+
+Per queue family: a family with prefix `F` is stored as one queue named `F[*]`, a name that no
+static queue can have, so its keys are `P:{F[*]}:...` and all members share one hash tag. The
+keys above (leases, processing lists, scheduled, retry, dead, stats, job hashes) hold the jobs of
+every member; its `ready` list stays empty, and ready jobs wait in per-member lists instead:
+
+| key                         | type | contents                                                   |
+|-----------------------------|------|------------------------------------------------------------|
+| `P:{F[*]}:ready:<member>`   | LIST | ids of the member's ready jobs, head and tail as `ready`   |
+| `P:{F[*]}:active`           | LIST | members with ready jobs, in round-robin order: claims take |
+|                             |      | a member from the tail and push it back at the head while  |
+|                             |      | it has more; a member is in it exactly once while its list |
+|                             |      | is non-empty, and never otherwise                          |
+| `P:{F[*]}:members`          | ZSET | member -> last enqueue time, or the last time the          |
+|                             |      | retirement step found jobs ready for it; members idle for  |
+|                             |      | the family's `idle_retire_s` with no ready job are removed |
 
 Global:
 
 | key                   | type | contents                                                         |
 |-----------------------|------|------------------------------------------------------------------|
-| `P:queues`            | SET  | names of queues that a Runner served or a Client enqueued to     |
+| `P:queues`            | SET  | names of queues that a Runner served or a Client enqueued to, a  |
+|                       |      | family as `F[*]`                                                 |
 | `P:processes`         | ZSET | Runner process id -> start time                                  |
 | `P:process:<proc>`    | HASH | host, pid, queues, concurrency, busy, started_at, last_beat; it |
 |                       |      | expires when the process stops heartbeating                      |
@@ -80,9 +99,13 @@ class QueueKeys:
     throttle_settings: str
     job_prefix: str
     processing_prefix: str
+    # `family` is true for a queue family, the only user of the keys below it.
+    family: bool
+    active: str
+    members: str
 
     @classmethod
-    def build(cls, namespace: str, queue: str) -> QueueKeys:
+    def build(cls, namespace: str, queue: str, *, family: bool = False) -> QueueKeys:
         base = f"{namespace}:{{{queue}}}:"
         return cls(
             queue=queue,
@@ -98,6 +121,9 @@ class QueueKeys:
             throttle_settings=base + "throttle:settings",
             job_prefix=base + "job:",
             processing_prefix=base + "processing:",
+            family=family,
+            active=base + "active",
+            members=base + "members",
         )
 
     def job(self, job_id: str) -> str:
@@ -105,6 +131,10 @@ class QueueKeys:
 
     def processing(self, process_id: str) -> str:
         return self.processing_prefix + process_id
+
+    def member_ready(self, member: str) -> str:
+        # push_ready and claim_family_jobs in lua/_common.lua build the same name.
+        return self.ready + ":" + member
 
 
 @dataclass(frozen=True)

@@ -66,6 +66,20 @@ class ThrottleState:
 
 
 @dataclass(frozen=True)
+class FamilyCounts:
+    """The members of a queue family.
+
+    `members` counts the members in the family's registry, which Runners drop once they are
+    idle (see `QueueFamily.idle_retire_s`), and `active` those with ready jobs now.
+    `biggest_backlogs` maps the members with the most ready jobs to their counts, biggest first.
+    """
+
+    members: int
+    active: int
+    biggest_backlogs: dict[str, int]
+
+
+@dataclass(frozen=True)
 class QueueCounts:
     """Counts of one queue, read in one call.
 
@@ -79,6 +93,10 @@ class QueueCounts:
     `unique_keys` is the number of unique keys that jobs of the queue hold now, and
     `throttle` the state of the queue's throttle, None when no Runner claimed through one in
     the last hour.
+
+    For a queue family, named `prefix[*]`, the counts cover every member and `family` describes
+    the members. For one member, `prefix[key]`, `ready` and `latency_ms` are the member's own and
+    the other counts the family's, which keeps one scheduled, retry and dead set for all members.
     """
 
     queue: str
@@ -98,6 +116,7 @@ class QueueCounts:
     timed_out: int = 0
     unique_keys: int = 0
     throttle: ThrottleState | None = None
+    family: FamilyCounts | None = None
 
 
 @dataclass(frozen=True)

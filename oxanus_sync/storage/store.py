@@ -12,12 +12,13 @@ from typing import Any
 import redis
 from redis.sentinel import SentinelConnectionPool
 
-from oxanus_sync.queue import Throttle
+from oxanus_sync.queue import WHOLE_FAMILY, Throttle, member_name, split_member_name
 from oxanus_sync.storage.keys import GlobalKeys, QueueKeys
 from oxanus_sync.storage.records import (
     Claim,
     ClaimedJob,
     DeadJob,
+    FamilyCounts,
     NewJob,
     ProcessRecord,
     QueueCounts,
@@ -30,15 +31,18 @@ ENQUEUE_CHUNK = 1000
 
 _CLAIM_FIELDS = ["payload", "attempt", "reclaims", "enqueued_at", "due_at", "sig", "state"]
 _CLAIM_WIDTH = 1 + len(_CLAIM_FIELDS)  # the id, then the fields claim_jobs in _common.lua reads
+# Active members whose ready jobs the stats of a whole family count, and backlogs it names.
+FAMILY_STATS_SCAN = 10_000
+FAMILY_STATS_BACKLOGS = 5
 _SCRIPTS = load_scripts()
 logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class FinishCall:
-    """A prepared ack or fail script call of a job of `queue`."""
+    """A prepared ack or fail script call of a job of the queue with keys `queue_keys`."""
 
-    queue: str
+    queue_keys: QueueKeys
     script: Script
     keys: list[KeyOrArg]
     args: list[KeyOrArg]
@@ -54,7 +58,12 @@ class PartialEnqueue(Exception):  # noqa: N818 - internal signal, translated by 
 
 
 class Storage:
-    """Redis operations of one namespace, each one round trip."""
+    """Redis operations of one namespace, each one round trip.
+
+    A method that takes a queue name also takes the name of a queue family, `prefix[*]`, or of
+    one of its members, `prefix[key]`: both address the family's keys (see keys.py). Only
+    enqueue and stats treat a member apart from its family.
+    """
 
     def __init__(self, client: redis.Redis, namespace: str) -> None:
         self.redis = client
@@ -65,8 +74,20 @@ class Storage:
 
     def keys(self, queue: str) -> QueueKeys:
         found = self._queue_keys.get(queue)
-        if found is None:
+        if found is not None:
+            return found
+
+        member = split_member_name(queue)
+        if member is None:
             found = self._queue_keys[queue] = QueueKeys.build(self.namespace, queue)
+            return found
+
+        # Cached per family, not per member: a family may have millions of members.
+        family_name = member_name(member[0], WHOLE_FAMILY)
+        found = self._queue_keys.get(family_name)
+        if found is None:
+            found = QueueKeys.build(self.namespace, family_name, family=True)
+            self._queue_keys[family_name] = found
         return found
 
     # Enqueue
@@ -121,6 +142,9 @@ class Storage:
         by_source: bool,
     ) -> None:
         keys = self.keys(queue)
+        member = _member_key(queue)
+        if keys.family and member is None:
+            raise ValueError(f"enqueue to a member of queue family {queue!r}, not to all of it")
         script = self._script["enqueue"]
         for start in range(0, len(jobs), ENQUEUE_CHUNK):
             chunk = jobs[start : start + ENQUEUE_CHUNK]
@@ -129,9 +153,11 @@ class Storage:
                 keys.scheduled,
                 keys.retry,
                 keys.unique,
+                keys.active,
+                keys.members,
                 *(keys.job(job.id) for job in chunk),
             ]
-            args: list[str | bytes | int] = [when[0], when[1], keys.job_prefix]
+            args: list[str | bytes | int] = [when[0], when[1], keys.job_prefix, member or ""]
             for job in chunk:
                 args += (job.id, job.payload, job.signature, job.unique, job.on_conflict)
             if by_source:
@@ -159,27 +185,46 @@ class Storage:
         keys = self.keys(queue)
         lease_valid, raw, throttled_ms = self._script["claim"](
             self.redis,
-            [keys.ready, keys.processing(process_id), keys.leases, keys.throttle],
+            [
+                keys.ready,
+                keys.processing(process_id),
+                keys.leases,
+                keys.throttle,
+                *_family_keys(keys),
+            ],
             [count, keys.job_prefix, process_id, *_throttle_args(throttle)],
         )
-        return Claim(bool(lease_valid), _parse_claimed(queue, raw), int(throttled_ms))
+        return Claim(bool(lease_valid), _parse_claimed(keys, raw), int(throttled_ms))
 
     def wait_until_ready(self, connection: redis.Redis, queue: str, timeout_s: float) -> bool:
         """Wait up to `timeout_s` until `queue` has a ready job, without claiming it.
 
-        BLMOVE from the ready list's tail back to its tail moves nothing; it only returns
-        when a job is there. A throttled queue waits this way, then claims through the
-        throttle. Returns whether a job was ready.
+        BLMOVE from a list's tail back to its tail moves nothing; it only returns when the
+        list has an element. A throttled queue waits this way on its ready list (a family on
+        its active list), then claims through the throttle. Returns whether a job was ready.
         """
-        ready = self.keys(queue).ready
-        reply = connection.blmove(ready, ready, timeout_s, "RIGHT", "RIGHT")  # type: ignore[arg-type]
+        keys = self.keys(queue)
+        watched = keys.active if keys.family else keys.ready
+        reply = connection.blmove(watched, watched, timeout_s, "RIGHT", "RIGHT")  # type: ignore[arg-type]
         return reply is not None
 
     def blocking_claim(
         self, connection: redis.Redis, queue: str, process_id: str, timeout_s: float
     ) -> ClaimedJob | None:
-        """Wait up to `timeout_s` for one job with BLMOVE on `connection`, a dedicated client."""
+        """Wait up to `timeout_s` for one job with BLMOVE on `connection`, a dedicated client.
+
+        A queue family's BLMOVE only waits for a member in its active list, moving nothing, and
+        the job is then claimed with the claim script, which returns nothing when the lease
+        expired or another process took the job first.
+        """
         keys = self.keys(queue)
+        if keys.family:
+            member = connection.blmove(keys.active, keys.active, timeout_s, "RIGHT", "RIGHT")  # type: ignore[arg-type]
+            if member is None:
+                return None
+            jobs = self.claim(queue, process_id, 1).jobs
+            return jobs[0] if jobs else None
+
         processing = keys.processing(process_id)
         reply = connection.blmove(keys.ready, processing, timeout_s, "RIGHT", "LEFT")  # type: ignore[arg-type]
         if reply is None:
@@ -190,7 +235,7 @@ class Storage:
         if fields[0] is None:
             connection.lrem(processing, 1, job_id)
             return None
-        return _parse_claimed(queue, [reply, *fields])[0]
+        return _parse_claimed(keys, [reply, *fields])[0]
 
     def ack(
         self,
@@ -243,7 +288,7 @@ class Storage:
         """Build the script call of `ack`, to run with `finish` or `finish_many`."""
         keys = self.keys(queue)
         return FinishCall(
-            queue,
+            keys,
             self._script["ack"],
             [
                 keys.processing(process_id),
@@ -253,6 +298,7 @@ class Storage:
                 keys.leases,
                 keys.unique,
                 keys.throttle,
+                *_family_keys(keys),
             ],
             [job_id, claim_next, keys.job_prefix, process_id, *_throttle_args(throttle)],
         )
@@ -275,7 +321,7 @@ class Storage:
         keys = self.keys(queue)
         mode = "dead" if retry_delay_ms is None else "retry"
         return FinishCall(
-            queue,
+            keys,
             self._script["fail"],
             [
                 keys.processing(process_id),
@@ -287,6 +333,7 @@ class Storage:
                 keys.leases,
                 keys.unique,
                 keys.throttle,
+                *_family_keys(keys),
             ],
             [
                 job_id,
@@ -307,7 +354,7 @@ class Storage:
         """Run one ack or fail call; return whether the process still owned the job, and the
         jobs claimed next."""
         owned, raw = call.script(self.redis, call.keys, call.args)
-        return bool(owned), _parse_claimed(call.queue, raw)
+        return bool(owned), _parse_claimed(call.queue_keys, raw)
 
     def finish_many(
         self, calls: Sequence[FinishCall]
@@ -331,7 +378,7 @@ class Storage:
             if isinstance(reply, Exception):
                 results.append(reply)
             else:
-                results.append((bool(reply[0]), _parse_claimed(call.queue, reply[1])))
+                results.append((bool(reply[0]), _parse_claimed(call.queue_keys, reply[1])))
         return results
 
     def save_state(self, queue: str, process_id: str, job_id: str, state: bytes) -> bool:
@@ -345,7 +392,9 @@ class Storage:
     def requeue(self, queue: str, process_id: str, job_id: str) -> bool:
         keys = self.keys(queue)
         moved = self._script["requeue"](
-            self.redis, [keys.processing(process_id), keys.ready, keys.job(job_id)], [job_id]
+            self.redis,
+            [keys.processing(process_id), keys.ready, keys.job(job_id), *_family_keys(keys)],
+            [job_id],
         )
         return bool(moved)
 
@@ -361,7 +410,9 @@ class Storage:
         for queue in queues:
             keys = self.keys(queue)
             script.queue_in(
-                pipe, [keys.ready, keys.scheduled, keys.retry], [keys.job_prefix, limit]
+                pipe,
+                [keys.ready, keys.scheduled, keys.retry, *_family_keys(keys)],
+                [keys.job_prefix, limit],
             )
         results = execute_pipeline(self.redis, pipe, [script])
         return [(int(moved), int(next_due), int(now)) for moved, next_due, now in results]
@@ -409,7 +460,7 @@ class Storage:
             keys = self.keys(queue)
             script.queue_in(
                 pipe,
-                [keys.ready, keys.leases],
+                [keys.ready, keys.leases, *_family_keys(keys)],
                 [keys.processing_prefix, keys.job_prefix, forget_after_ms, limit],
             )
         results = execute_pipeline(self.redis, pipe, [script])
@@ -508,6 +559,7 @@ class Storage:
                 keys.stats,
                 keys.dead,
                 keys.unique,
+                *_family_keys(keys),
             ],
             [job_id],
         )
@@ -562,23 +614,43 @@ class Storage:
         pipe = self.redis.pipeline(transaction=False)
         for queue in queues:
             keys = self.keys(queue)
-            script.queue_in(
-                pipe,
-                [
-                    keys.ready,
-                    keys.scheduled,
-                    keys.retry,
-                    keys.dead,
-                    keys.stats,
-                    keys.leases,
-                    keys.unique,
-                    keys.throttle,
-                    keys.throttle_settings,
-                ],
-                [keys.job_prefix, keys.processing_prefix],
-            )
+            script_keys = [
+                keys.ready,
+                keys.scheduled,
+                keys.retry,
+                keys.dead,
+                keys.stats,
+                keys.leases,
+                keys.unique,
+                keys.throttle,
+                keys.throttle_settings,
+            ]
+            args: list[str | int] = [keys.job_prefix, keys.processing_prefix]
+            if keys.family:
+                script_keys += [keys.active, keys.members]
+                args += [_member_key(queue) or "", FAMILY_STATS_SCAN, FAMILY_STATS_BACKLOGS]
+            script.queue_in(pipe, script_keys, args)
         results = execute_pipeline(self.redis, pipe, [script])
         return [_parse_counts(queue, result) for queue, result in zip(queues, results, strict=True)]
+
+    def retire_members(
+        self, families: Sequence[tuple[str, int]], limit: int
+    ) -> dict[str, list[str]]:
+        """Drop idle members from the registry of each (family name, idle time in ms).
+
+        Returns the members removed per family, looking at no more than `limit` per family.
+        """
+        script = self._script["retire"]
+        pipe = self.redis.pipeline(transaction=False)
+        for family, idle_ms in families:
+            keys = self.keys(family)
+            script.queue_in(pipe, [keys.members, keys.ready], [idle_ms, limit])
+        results = execute_pipeline(self.redis, pipe, [script])
+        return {
+            family: [_text(member) for member in removed]
+            for (family, _), removed in zip(families, results, strict=True)
+            if removed
+        }
 
     def pending(self, queues: Sequence[str], process_id: str, *, include_scheduled: bool) -> int:
         """Count the jobs a drain still has to run.
@@ -590,7 +662,8 @@ class Storage:
         pipe = self.redis.pipeline(transaction=False)
         for queue in queues:
             keys = self.keys(queue)
-            pipe.llen(keys.ready)
+            # A family's active list is empty exactly when none of its members has a ready job.
+            pipe.llen(keys.active if keys.family else keys.ready)
             pipe.llen(keys.processing(process_id))
             pipe.zcount(keys.scheduled, "-inf", until)
             pipe.zcount(keys.retry, "-inf", until)
@@ -631,14 +704,15 @@ class Storage:
         ]
         pipe = self.redis.pipeline(transaction=False)
         for job_id in ids:
-            pipe.hmget(keys.job(job_id), ["payload", "attempt", "dead_at", "error"])
+            pipe.hmget(keys.job(job_id), ["payload", "attempt", "dead_at", "error", "member"])
 
         dead = []
-        for job_id, (payload, attempt, dead_at, error) in zip(ids, pipe.execute(), strict=True):
+        replies = zip(ids, pipe.execute(), strict=True)
+        for job_id, (payload, attempt, dead_at, error, member) in replies:
             if payload is not None:
                 dead.append(
                     DeadJob(
-                        queue=queue,
+                        queue=_job_queue(keys, member),
                         id=job_id,
                         payload=payload,
                         attempt=int(attempt or 0),
@@ -655,7 +729,7 @@ class Storage:
         for job_id in job_ids:
             script.queue_in(
                 pipe,
-                [keys.dead, keys.ready, keys.job(job_id), keys.unique],
+                [keys.dead, keys.ready, keys.job(job_id), keys.unique, *_family_keys(keys)],
                 [job_id, keys.job_prefix],
             )
         return sum(execute_pipeline(self.redis, pipe, [script]))
@@ -732,15 +806,37 @@ def _server_time_ms(client: redis.Redis) -> int:
     return int(seconds) * 1000 + int(micros) // 1000
 
 
-def _parse_claimed(queue: str, raw: Sequence[Any]) -> list[ClaimedJob]:
+def _family_keys(keys: QueueKeys) -> list[str]:
+    # The optional last key of the scripts that push to or claim from a ready list.
+    return [keys.active] if keys.family else []
+
+
+def _member_key(queue: str) -> str | None:
+    """Return the member key of a member name such as "tenants[acme]", else None."""
+    member = split_member_name(queue)
+    if member is None or member[1] == WHOLE_FAMILY:
+        return None
+    return member[1]
+
+
+def _job_queue(keys: QueueKeys, member: bytes | None) -> str:
+    """Return the name of the queue a job belongs to: its member's name in a queue family."""
+    if not keys.family or member is None:
+        return keys.queue
+    return keys.queue.removesuffix(f"[{WHOLE_FAMILY}]") + f"[{_text(member)}]"
+
+
+def _parse_claimed(keys: QueueKeys, raw: Sequence[Any]) -> list[ClaimedJob]:
+    # A family claim returns each job's member after its fields.
+    width = _CLAIM_WIDTH + 1 if keys.family else _CLAIM_WIDTH
     jobs = []
-    for i in range(0, len(raw), _CLAIM_WIDTH):
-        job_id, payload, attempt, reclaims, enqueued_at, due_at, signature, state = raw[
-            i : i + _CLAIM_WIDTH
-        ]
+    for i in range(0, len(raw), width):
+        entry = raw[i : i + width]
+        job_id, payload, attempt, reclaims, enqueued_at, due_at, signature, state = entry[:8]
+        member = entry[8] if keys.family else None
         jobs.append(
             ClaimedJob(
-                queue=queue,
+                queue=_job_queue(keys, member),
                 id=job_id.decode(),
                 payload=payload,
                 attempt=int(attempt or 0),
@@ -755,8 +851,21 @@ def _parse_claimed(queue: str, raw: Sequence[Any]) -> list[ClaimedJob]:
 
 
 def _parse_counts(queue: str, raw: Sequence[Any]) -> QueueCounts:
-    ready, scheduled, retry, dead, latency, running, orphaned, flat, unique_keys, throttle = raw
+    ready, scheduled, retry, dead, latency, running, orphaned, flat, unique_keys, throttle = raw[
+        :10
+    ]
+    family_fields = raw[10:]
     counters = {flat[i].decode(): int(flat[i + 1]) for i in range(0, len(flat), 2)}
+    family = None
+    if family_fields:
+        members, active, biggest = family_fields
+        family = FamilyCounts(
+            members=int(members),
+            active=int(active),
+            biggest_backlogs={
+                _text(biggest[i]): int(biggest[i + 1]) for i in range(0, len(biggest), 2)
+            },
+        )
     return QueueCounts(
         queue=queue,
         ready=int(ready),
@@ -775,6 +884,7 @@ def _parse_counts(queue: str, raw: Sequence[Any]) -> QueueCounts:
         timed_out=counters.get("timed_out", 0),
         unique_keys=int(unique_keys),
         throttle=ThrottleState(*(int(value) for value in throttle)) if throttle else None,
+        family=family,
     )
 
 

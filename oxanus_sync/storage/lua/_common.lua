@@ -39,13 +39,66 @@ local function throttle_admit(throttle, window_ms, now, id)
   redis.call('PEXPIRE', throttle, window_ms + 1000)
 end
 
--- Move up to `count` ids from the tail of `ready` to the head of `processing` and return, for
--- each job, its id followed by the job hash fields payload, attempt, reclaims, enqueued_at,
--- due_at, sig and state. An id whose hash is gone (the job was deleted) is dropped on the way.
--- `throttle` is {key, limit, window in ms}: with a limit above 0, each claimed job is an
--- admission and the count is cut to what the window admits. Also returns the ms to wait
--- before the throttle admits another job, 0 when it was not the throttle that stopped it.
-local function claim_jobs(ready, processing, job_prefix, count, throttle)
+-- Release the unique key that the job `id` holds in the `unique` hash, if any, so that a new job
+-- with the same type and key can be enqueued. Call it before the job hash is deleted or the job
+-- goes dead.
+local function release_unique(unique, job_key, id)
+  local field = redis.call('HGET', job_key, 'unique')
+  if field and redis.call('HGET', unique, field) == id then
+    redis.call('HDEL', unique, field)
+  end
+end
+
+-- Push `id` back to the ready list it belongs to: at the head, or at the tail (taken next)
+-- when `at_tail` is true. `active` is nil for a static queue, whose jobs go to `ready`. In a
+-- queue family the id goes to its member's list, `ready .. ':' .. member` (see keys.py), and a
+-- member whose list was empty joins `active`, at the same end as the job.
+local function push_ready(ready, active, job_key, id, at_tail)
+  local push = at_tail and 'RPUSH' or 'LPUSH'
+  if not active then
+    redis.call(push, ready, id)
+    return
+  end
+
+  -- Every family job gets its member at enqueue. A job without one goes to the list of the
+  -- member "", because no family claim reads `ready`.
+  local member = redis.call('HGET', job_key, 'member') or ''
+  if redis.call(push, ready .. ':' .. member, id) == 1 then
+    redis.call(push, active, member)
+  end
+end
+
+-- Move the next ready id to the head of `processing`. For a static queue (`active` nil) it is
+-- the tail of `ready`. For a queue family it is the tail of the list of the member at the tail
+-- of `active`, and that member goes back to the head of `active` while its list has more, so
+-- members take turns. Returns false when no job is ready, else true, the id (false when the
+-- member's list was empty after all) and the member.
+local function move_next_ready(ready, active, processing)
+  if not active then
+    local id = redis.call('LMOVE', ready, processing, 'RIGHT', 'LEFT')
+    return id ~= false, id, nil
+  end
+
+  local member = redis.call('RPOP', active)
+  if not member then
+    return false
+  end
+  local list = ready .. ':' .. member
+  local id = redis.call('LMOVE', list, processing, 'RIGHT', 'LEFT')
+  if redis.call('LLEN', list) > 0 then
+    redis.call('LPUSH', active, member)
+  end
+  return true, id, member
+end
+
+-- Claim up to `count` ready jobs into `processing` and return, for each job, its id followed
+-- by the job hash fields payload, attempt, reclaims, enqueued_at, due_at, sig and state, and
+-- in a queue family (`active` given) its member. An id whose hash is gone (the job was
+-- deleted) is dropped on the way. `throttle` is {key, limit, window in ms}: with a limit
+-- above 0, each claimed job is an admission and the count is cut to what the window admits.
+-- Also returns the ms to wait before the throttle admits another job, 0 when it was not the
+-- throttle that stopped the claim.
+local function claim_jobs(ready, processing, job_prefix, count, throttle, active)
   local now = now_ms()
   local room, wait_ms = throttle_room(throttle[1], throttle[2], throttle[3], now)
   if room < count then
@@ -56,37 +109,30 @@ local function claim_jobs(ready, processing, job_prefix, count, throttle)
   local taken, scanned = 0, 0
   while taken < count and scanned < count * 4 + 10 do
     scanned = scanned + 1
-    local id = redis.call('LMOVE', ready, processing, 'RIGHT', 'LEFT')
-    if not id then
+    local found, id, member = move_next_ready(ready, active, processing)
+    if not found then
       break
     end
 
-    local fields = redis.call('HMGET', job_prefix .. id,
+    local fields = id and redis.call('HMGET', job_prefix .. id,
       'payload', 'attempt', 'reclaims', 'enqueued_at', 'due_at', 'sig', 'state')
-    if fields[1] then
+    if fields and fields[1] then
       claimed[#claimed + 1] = id
       for i = 1, 7 do
         claimed[#claimed + 1] = fields[i]
+      end
+      if active then
+        claimed[#claimed + 1] = member
       end
       taken = taken + 1
       if throttle[2] > 0 then
         throttle_admit(throttle[1], throttle[3], now, id)
       end
-    else
+    elseif id then
       redis.call('LREM', processing, 1, id)
     end
   end
   return claimed, wait_ms
-end
-
--- Release the unique key that the job `id` holds in the `unique` hash, if any, so that a new job
--- with the same type and key can be enqueued. Call it before the job hash is deleted or the job
--- goes dead.
-local function release_unique(unique, job_key, id)
-  local field = redis.call('HGET', job_key, 'unique')
-  if field and redis.call('HGET', unique, field) == id then
-    redis.call('HDEL', unique, field)
-  end
 end
 
 -- Drop dead jobs older than `max_age_ms` and the oldest beyond `max_count`, at most 100 a call

@@ -2,8 +2,9 @@
 -- Move a dead job back to the ready list with its attempt count reset. A unique job takes its
 -- unique key again unless another live job holds it; then it runs without holding the key.
 --
--- KEYS[1] dead set, KEYS[2] ready list, KEYS[3] job hash, KEYS[4] unique hash. ARGV[1] job id,
--- ARGV[2] job key prefix.
+-- KEYS[1] dead set, KEYS[2] ready list, KEYS[3] job hash, KEYS[4] unique hash, KEYS[5] the
+-- active list of a queue family (absent for a static queue). ARGV[1] job id, ARGV[2] job key
+-- prefix.
 -- Returns 1 when the job was moved, 0 when it was not in the dead set.
 
 if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then
@@ -22,5 +23,5 @@ if field then
     redis.call('HSET', KEYS[4], field, ARGV[1])
   end
 end
-redis.call('LPUSH', KEYS[2], ARGV[1])
+push_ready(KEYS[2], KEYS[5], KEYS[3], ARGV[1], false)
 return 1

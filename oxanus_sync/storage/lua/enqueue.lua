@@ -4,17 +4,25 @@
 -- exists, the new one is skipped or replaces that job's arguments, by its conflict policy.
 --
 -- KEYS[1] ready list, KEYS[2] scheduled set, KEYS[3] retry set, KEYS[4] unique hash,
--- KEYS[5..] the job hash of each job, in order.
+-- KEYS[5] the active list and KEYS[6] the members set of a queue family (not touched for a
+-- static queue), KEYS[7..] the job hash of each job, in order.
 -- ARGV[1] "now", "in" (ARGV[2] is a delay in ms) or "at" (ARGV[2] is a due time in ms);
--- ARGV[3] job key prefix; ARGV[4..] groups of five: job id, payload, signature (empty when
--- payloads are not signed), unique field (empty when the job is not unique) and conflict
--- policy ("skip" or "replace").
+-- ARGV[3] job key prefix; ARGV[4] the member's key in a queue family, empty for a static
+-- queue; ARGV[5..] groups of five: job id, payload, signature (empty when payloads are not
+-- signed), unique field (empty when the job is not unique) and conflict policy ("skip" or
+-- "replace").
 -- Returns a code and a job id per job: 1 and its id when created, 0 and its id when a job with
 -- that id already exists, 2 and the existing job's id when a unique job was skipped, 3 and the
 -- existing job's id when that job took the new arguments.
 
-local ready, scheduled, retry, unique = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local job_prefix = ARGV[3]
+local scheduled, retry, unique, active = KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local job_prefix, member = ARGV[3], ARGV[4]
+-- A family job waits in its member's list (see keys.py), and a member with ready jobs is in
+-- `active` exactly once.
+local ready = KEYS[1]
+if member ~= '' then
+  ready = ready .. ':' .. member
+end
 local now = now_ms()
 local due = now
 if ARGV[1] == 'in' then
@@ -25,9 +33,16 @@ end
 
 -- Ready ids are pushed in one LPUSH; a unique job flushes them first so that order is kept.
 local pending = {}
+local function push_ids(ids)
+  local length = redis.call('LPUSH', ready, unpack(ids))
+  if member ~= '' and length == #ids then
+    redis.call('LPUSH', active, member)
+  end
+end
+
 local function flush_ready()
   if #pending > 0 then
-    redis.call('LPUSH', ready, unpack(pending))
+    push_ids(pending)
     pending = {}
   end
 end
@@ -42,6 +57,9 @@ local function create(job_key, id, payload, sig)
   end
   if sig ~= '' then
     redis.call('HSET', job_key, 'sig', sig)
+  end
+  if member ~= '' then
+    redis.call('HSET', job_key, 'member', member)
   end
 end
 
@@ -65,12 +83,15 @@ local function replace(id, payload, sig)
     if waiting then
       redis.call('ZREM', scheduled, id)
       redis.call('ZREM', retry, id)
-      redis.call('LPUSH', ready, id)
+      push_ids({id})
       redis.call('HSET', job_key, 'ready_at', now)
     end
   else
     if not waiting then
       redis.call('LREM', ready, 1, id)
+      if member ~= '' and redis.call('LLEN', ready) == 0 then
+        redis.call('LREM', active, 0, member)
+      end
     end
     redis.call('ZREM', retry, id)
     redis.call('ZADD', scheduled, due, id)
@@ -98,9 +119,9 @@ local function enqueue_unique(job_key, id, payload, sig, field, policy)
 end
 
 local results = {}
-for i = 4, #ARGV, 5 do
+for i = 5, #ARGV, 5 do
   local id, payload, sig, field, policy = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
-  local job_key = KEYS[5 + (i - 4) / 5]
+  local job_key = KEYS[7 + (i - 5) / 5]
   local code, result_id = 1, id
 
   if redis.call('EXISTS', job_key) == 1 then
@@ -115,4 +136,7 @@ for i = 4, #ARGV, 5 do
 end
 
 flush_ready()
+if member ~= '' then
+  redis.call('ZADD', KEYS[6], now, member)
+end
 return results

@@ -4,7 +4,7 @@
 --
 -- KEYS[1] processing list, KEYS[2] job hash, KEYS[3] stats hash, KEYS[4] ready list,
 -- KEYS[5] retry set, KEYS[6] dead set, KEYS[7] leases set, KEYS[8] unique hash,
--- KEYS[9] throttle set.
+-- KEYS[9] throttle set, KEYS[10] the active list of a queue family (absent for a static queue).
 -- ARGV[1] job id, ARGV[2] "retry" or "dead", ARGV[3] retry delay in ms, ARGV[4] error JSON,
 -- ARGV[5] how many jobs to claim next, ARGV[6] job key prefix, ARGV[7] dead set maximum size,
 -- ARGV[8] dead set maximum age in ms, ARGV[9] process id (jobs are claimed next only while
@@ -45,5 +45,5 @@ if tonumber(ARGV[5]) == 0 or not lease_valid(KEYS[7], ARGV[9]) then
 end
 
 local throttle = {KEYS[9], tonumber(ARGV[10]), tonumber(ARGV[11])}
-local claimed = claim_jobs(KEYS[4], processing, ARGV[6], tonumber(ARGV[5]), throttle)
+local claimed = claim_jobs(KEYS[4], processing, ARGV[6], tonumber(ARGV[5]), throttle, KEYS[10])
 return {1, claimed}

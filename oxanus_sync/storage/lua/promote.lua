@@ -1,7 +1,8 @@
 --! include _common.lua
 -- Move due jobs from the scheduled and retry sets to the ready list, at most ARGV[2] from each.
 --
--- KEYS[1] ready list, KEYS[2] scheduled set, KEYS[3] retry set. ARGV[1] job key prefix.
+-- KEYS[1] ready list, KEYS[2] scheduled set, KEYS[3] retry set, KEYS[4] the active list of a
+-- queue family (absent for a static queue). ARGV[1] job key prefix.
 -- Returns {jobs moved, earliest due time left in either set or -1, server time}.
 
 local now = now_ms()
@@ -15,7 +16,7 @@ for s = 2, 3 do
     local job_key = ARGV[1] .. id
     if redis.call('EXISTS', job_key) == 1 then
       redis.call('HSET', job_key, 'ready_at', now)
-      redis.call('LPUSH', KEYS[1], id)
+      push_ready(KEYS[1], KEYS[4], job_key, id, false)
       moved = moved + 1
     end
   end

@@ -10,6 +10,12 @@
 -- keys held, throttle}. The throttle is {} for a queue never claimed through one, else {limit,
 -- window in ms, starts in the current window, ms until the next start is admitted (0 when
 -- one is admitted now)}, with the settings of the last claim, if it was within the hour.
+-- A queue family also passes KEYS[10] active list, KEYS[11] members set and ARGV[3], a
+-- member's key or empty for the whole family. ARGV[4] is the maximum number of active members
+-- whose ready jobs are counted, and ARGV[5] the number of biggest backlogs to return. Its
+-- reply ends with {members, active members, biggest backlogs as a flat list of member and
+-- ready count}, and its `ready` and `latency` cover the given member, or the first ARGV[4]
+-- active members.
 -- A count whose key has the wrong type is -1, so that one damaged key does not hide the rest.
 
 -- Run a read command, returning `fallback` instead of raising when the key has the wrong type.
@@ -22,13 +28,45 @@ local function read(fallback, ...)
 end
 
 local now = now_ms()
-local latency = 0
-local oldest = read(false, 'LINDEX', KEYS[1], -1)
-if oldest then
-  local ready_at = read(false, 'HGET', ARGV[1] .. oldest, 'ready_at')
-  if ready_at then
-    latency = math.max(0, now - tonumber(ready_at))
+
+-- Return the age in ms of the oldest job in ready list `list`, 0 when it is empty.
+local function oldest_age(list)
+  local oldest = read(false, 'LINDEX', list, -1)
+  if oldest then
+    local ready_at = read(false, 'HGET', ARGV[1] .. oldest, 'ready_at')
+    if ready_at then
+      return math.max(0, now - tonumber(ready_at))
+    end
   end
+  return 0
+end
+
+local ready = read(-1, 'LLEN', KEYS[1])
+local latency = oldest_age(KEYS[1])
+local family = nil
+if KEYS[10] and ARGV[3] ~= '' then
+  ready = read(-1, 'LLEN', KEYS[1] .. ':' .. ARGV[3])
+  latency = oldest_age(KEYS[1] .. ':' .. ARGV[3])
+end
+if KEYS[10] then
+  local backlogs = {}
+  if ARGV[3] == '' then
+    ready = 0
+    for _, member in ipairs(read({}, 'LRANGE', KEYS[10], 0, tonumber(ARGV[4]) - 1)) do
+      local list = KEYS[1] .. ':' .. member
+      local length = read(0, 'LLEN', list)
+      ready = ready + length
+      latency = math.max(latency, oldest_age(list))
+      backlogs[#backlogs + 1] = {member, length}
+    end
+  end
+  table.sort(backlogs, function(a, b) return a[2] > b[2] end)
+  local biggest = {}
+  for i = 1, math.min(#backlogs, tonumber(ARGV[5])) do
+    biggest[#biggest + 1] = backlogs[i][1]
+    biggest[#biggest + 1] = backlogs[i][2]
+  end
+  family = {read(-1, 'ZCARD', KEYS[11]), read(-1, 'LLEN', KEYS[10]), biggest}
 end
 
 local running, orphaned = 0, 0
@@ -58,8 +96,8 @@ if limit > 0 and window_ms > 0 then
   throttle = {limit, window_ms, used, wait_ms}
 end
 
-return {
-  read(-1, 'LLEN', KEYS[1]),
+local counts = {
+  ready,
   read(-1, 'ZCARD', KEYS[2]),
   read(-1, 'ZCARD', KEYS[3]),
   read(-1, 'ZCARD', KEYS[4]),
@@ -70,3 +108,9 @@ return {
   read(-1, 'HLEN', KEYS[7]),
   throttle,
 }
+if family then
+  for _, value in ipairs(family) do
+    counts[#counts + 1] = value
+  end
+end
+return counts
