@@ -192,9 +192,7 @@ def test_dependency_at_front(client: Client) -> None:
     queue = Queue("default", connection=client)
     parent = queue.enqueue(rq_jobs.add, 1)
     waiting = queue.enqueue(rq_jobs.add, 2)
-    child = queue.enqueue(
-        rq_jobs.add, 3, depends_on=Dependency(jobs=parent, enqueue_at_front=True)
-    )
+    child = queue.enqueue(rq_jobs.add, 3, depends_on=Dependency(jobs=parent, enqueue_at_front=True))
 
     assert child.is_deferred
     burst([queue], client, max_jobs=1)

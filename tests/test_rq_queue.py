@@ -90,9 +90,7 @@ def test_explicit_args_and_kwargs(client: Client) -> None:
 
 
 def test_enqueue_call_uses_timeout(client: Client) -> None:
-    job = Queue("default", connection=client).enqueue_call(
-        rq_jobs.add, args=(1, 2), timeout=30
-    )
+    job = Queue("default", connection=client).enqueue_call(rq_jobs.add, args=(1, 2), timeout=30)
 
     assert job.timeout == 30
 
@@ -214,7 +212,7 @@ def test_enqueue_many(client: Client) -> None:
         ]
     )
 
-    assert [job.id for job in jobs][0] == "first"
+    assert jobs[0].id == "first"
     assert jobs[1].timeout == 10
     assert queue.count == 2
 

@@ -230,9 +230,7 @@ def test_concurrency_uses_threads(client: Client, namespace: str) -> None:
     jobs = [queue.enqueue(rq_jobs.wait_for_key, gate) for _ in range(3)]
 
     with worker_thread([queue], client, concurrency=3) as worker:
-        wait_until(
-            lambda: len(queue.started_job_registry) == 3, 20, "three jobs ran at once"
-        )
+        wait_until(lambda: len(queue.started_job_registry) == 3, 20, "three jobs ran at once")
         client.redis.set(gate, 1)
         wait_until(
             lambda: all(job.get_status() == JobStatus.FINISHED for job in jobs),

@@ -23,7 +23,7 @@ from oxanus_sync.config import RunnerSettings
 from oxanus_sync.envelope import decode_payload
 from oxanus_sync.errors import JobTimeout, SerializationError
 from oxanus_sync.rq.dependencies import release_dependents
-from oxanus_sync.rq.exceptions import DeserializationError, UnsafeCallableError
+from oxanus_sync.rq.exceptions import DeserializationError, NoSuchJobError, UnsafeCallableError
 from oxanus_sync.rq.functions import FunctionPolicy
 from oxanus_sync.rq.job import Job, _current_job, decode_arguments
 from oxanus_sync.rq.options import Retry
@@ -116,15 +116,23 @@ class RQExecutor:
             return False
 
         try:
+            job = Job.load(self.client, claimed.queue, claimed.id, self.serializer)
+        except NoSuchJobError:
+            job = None
+        try:
             function = self.policy.resolve(call.func)
             args, kwargs = decode_arguments(call, self.serializer)
-            job = Job.load(self.client, claimed.queue, claimed.id, self.serializer)
         except (UnsafeCallableError, DeserializationError) as error:
-            self._record_failure(claimed, call, None, _failure_of(error, retryable=False))
+            self._record_failure(claimed, call, job, _failure_of(error, retryable=False))
             return False
         except Exception as error:  # noqa: BLE001 - an import error fails the job, not the worker
-            self._record_failure(claimed, call, None, _failure_of(error))
+            self._record_failure(claimed, call, job, _failure_of(error))
             return False
+        if job is None:
+            serializer = self.serializer
+            job = Job(
+                claimed.id, claimed.queue, call, {}, client=self.client, serializer=serializer
+            )
 
         self._run(claimed, call, job, function, args, kwargs)
         return True
