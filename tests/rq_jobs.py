@@ -93,3 +93,12 @@ class Tasks:
     @classmethod
     def double(cls, x: int) -> int:
         return 2 * x
+
+
+def record_pid_and_wait(log_key: str, gate_key: str) -> int:
+    """Append this process's id to `log_key`, then wait until `gate_key` exists."""
+    job = get_current_job()
+    assert job is not None
+    job.connection.rpush(log_key, os.getpid())
+    wait_for_key(gate_key, timeout_s=60.0)
+    return os.getpid()
