@@ -15,7 +15,7 @@ from tests import rq_jobs
 from tests.helpers import RunnerProcess, wait_until
 
 # The CLI worker's lease is 5 s and its heartbeat 1 s, so a reclaim takes at most about 6 s
-# after the killed worker's last beat; the bound below leaves room for a slow machine.
+# after the killed worker's last beat. The bound below leaves room for a slow machine.
 RECLAIM_BOUND_S = 30.0
 
 

@@ -6,9 +6,9 @@
     oxanus-sync rq empty default
 
 `oxanus_sync.cli` parses the command line and calls these functions. `--url` defaults to
-RQ_REDIS_URL, else REDIS_URL. Flags of RQ that concern forking, process monitoring or
-classes of its own are accepted and ignored, so existing command lines keep working; the
-migration page lists them.
+RQ_REDIS_URL, else REDIS_URL. RQ's flags for forking, process monitoring and its own classes
+are accepted and ignored, so that existing command lines keep working. The migration page
+lists them.
 """
 
 from __future__ import annotations
@@ -224,7 +224,11 @@ def _add_empty(commands: Any) -> None:
 
 def run_worker(args: argparse.Namespace) -> int:
     settings = _settings_module(args)
-    level = "DEBUG" if args.verbose else "WARNING" if args.quiet else args.logging_level.upper()
+    level = args.logging_level.upper()
+    if args.verbose:
+        level = "DEBUG"
+    elif args.quiet:
+        level = "WARNING"
     logging.basicConfig(level=level, format=args.log_format, datefmt=args.date_format)
     if args.pid:
         with open(args.pid, "w", encoding="utf-8") as pid_file:

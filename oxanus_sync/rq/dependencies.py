@@ -1,12 +1,12 @@
 """Releasing deferred jobs when the jobs they depend on end.
 
 A deferred job's dependencies may live in other queues, whose keys are in other Redis Cluster
-slots, so no one script can check them all. Instead, whoever changes a job's status to one that
-can release its dependents (a worker after a job ends, or the enqueue of a deferred job, which
-checks again after creating it) then reads each dependent's dependencies and releases it when
-all have ended. The release itself is one script that moves the job only if it is still
-deferred, so a job released by two callers runs once. A crash between a job's end and the
-release leaves its dependents deferred; the job's own end is recorded first.
+slots, so no one script can check them all. Two callers check instead: a worker after it
+records a job's end, and the enqueue of a deferred job, again after creating it. Each reads
+the dependencies of every dependent and releases the ones whose dependencies all ended. The
+release is one script that moves the job only if it is still deferred, so a job released by
+two callers runs once. A crash between a job's end and the release leaves its dependents
+deferred, because the job's own end is recorded first.
 """
 
 from __future__ import annotations

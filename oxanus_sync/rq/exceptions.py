@@ -22,4 +22,4 @@ class DeserializationError(OxanusError):
 
 
 class UnsafeCallableError(OxanusError):
-    """A payload named a callable that this worker refuses to import or call."""
+    """A payload named a callable that this worker does not import or call."""

@@ -2,9 +2,9 @@
 
 It claims from the first queue, in the worker's order, that has a ready job, so a queue is
 served only while every queue before it is empty, as in RQ. Redis has no blocking command
-that moves a job from the first non-empty of several lists into another list, so an idle
-fetcher polls: one pipelined LLEN of every queue, after a wait that doubles from 1 ms up to
-`max_idle_wait_s` (50 ms by default) while the queues stay empty.
+that moves a job from the first non-empty of several lists into another list. An idle fetcher
+therefore polls with one pipelined LLEN of every queue. Between polls it waits 1 ms, doubling
+up to `max_idle_wait_s` (50 ms by default) while the queues stay empty.
 """
 
 from __future__ import annotations

@@ -55,11 +55,11 @@ def callable_name(func: Any, *, what: str = "job function") -> str:
 
 
 class FunctionPolicy:
-    """Which callables a worker may import and call, by the module that defines them.
+    """The rule for the callables a worker may import and call, by their defining module.
 
-    It rejects builtins and standard-library modules always, except modules listed in
-    `allowed_modules` with the standard library's name (for example "json"). With
-    `allowed_modules`, every other module must start with one of its prefixes.
+    Builtins are always rejected. Standard-library modules are rejected unless listed in
+    `allowed_modules` by name (for example "json"). With `allowed_modules`, every other module
+    must also start with one of its prefixes.
     """
 
     def __init__(self, allowed_modules: Sequence[str] | None = None) -> None:
@@ -74,7 +74,7 @@ class FunctionPolicy:
         for attribute in attributes:
             target = getattr(target, attribute)
         if any(target is value for value in vars(builtins).values()):
-            raise UnsafeCallableError(f"refused to call builtin {path!r} named by a job payload")
+            raise UnsafeCallableError(f"rejected builtin {path!r} named by a job payload")
         # A module of the application may re-export a standard-library function.
         defined_in = getattr(target, "__module__", None)
         if isinstance(defined_in, str):
@@ -105,12 +105,12 @@ class FunctionPolicy:
             return
         if top in _STDLIB or top == "builtins":
             raise UnsafeCallableError(
-                f"refused to call {path!r} named by a job payload: module {top!r} is in the "
+                f"rejected {path!r} named by a job payload: module {top!r} is in the "
                 "standard library; wrap the call in a function of your own module"
             )
         if allowed is not None:
             raise UnsafeCallableError(
-                f"refused to call {path!r} named by a job payload: module {module_name!r} is "
+                f"rejected {path!r} named by a job payload: module {module_name!r} is "
                 f"outside the allowed prefixes {list(allowed)}"
             )
 

@@ -1,8 +1,8 @@
 """Job registries with RQ's names. Each is a view of one state of a queue's jobs.
 
 The failed registry is the queue's dead set, so failed jobs also show as dead in
-`oxanus-sync info`; the scheduled registry is the queue's scheduled and retry sets; the
-started registry lists the jobs held by workers whose lease is valid. The finished, deferred
+`oxanus-sync info`. The scheduled registry is the queue's scheduled and retry sets. The
+started registry lists the jobs claimed by workers whose lease is valid. The finished, deferred
 and canceled registries are sorted sets of their own (see `oxanus_sync.storage.keys`).
 """
 
@@ -69,8 +69,11 @@ class BaseRegistry:
         self.get_job_ids()
 
     def remove(self, job: Job | str, delete_job: bool = False) -> None:
-        """Remove the job from this registry; the failed and scheduled registries can only
-        remove a job by deleting it, and the started registry not at all."""
+        """Remove the job from this registry.
+
+        The failed and scheduled registries remove a job only by deleting it, and the started
+        registry cannot remove a running job.
+        """
         job_id = job if isinstance(job, str) else job.id
         store = rq_storage(self._client)
         if self.registry == "started":

@@ -1,9 +1,9 @@
 """Serializers of job arguments and return values.
 
 The default, `JSONSerializer`, stores JSON extended to bytes, tuples, sets, datetimes, dates,
-times, Decimals and UUIDs (see `oxanus_sync.jsonvalues`): loading it never runs code. RQ's
-default is pickle; here pickle is an explicit opt-in (`serializer="pickle"`), because anyone
-who can write to Redis can make a worker run code through a pickled payload.
+times, Decimals and UUIDs (see `oxanus_sync.jsonvalues`), and loading it never runs code.
+RQ's default is pickle. Here pickle is an explicit opt-in (`serializer="pickle"`), because
+anyone who can write to Redis can make a worker run code through a pickled payload.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """`Worker` and `SimpleWorker`: RQ's worker API on this library's threads, leases and reclaim.
 
-A worker runs one job at a time by default, as RQ does, so code that relies on one worker per
-queue running one job at a time stays safe; `concurrency=N` runs up to N jobs at once on a
-thread pool. Jobs run in threads of this process, never in a forked child. The worker renews a
+A worker runs one job at a time by default, as RQ does. Code that relies on one worker per
+queue running one job at a time therefore stays safe. `concurrency=N` runs up to N jobs at once
+on a thread pool. Jobs run in threads of this process, never in a forked child. The worker renews a
 lease on each of its queues every second, so the jobs of a worker that crashed run again on
 another worker within about 6 s (`RunnerSettings.lease_s` plus one heartbeat), where RQ marks
 them failed as abandoned.
@@ -47,10 +47,10 @@ _CHECK_INTERVAL_S = 0.02
 class Worker:
     """Serves `queues` (names or `Queue` objects) in strict priority order.
 
-    Beyond RQ's arguments: `concurrency` is the number of jobs run at once (1 by default),
-    `allowed_modules` limits the functions a payload may name to those module prefixes (the
-    standard library and builtins are always refused), and `settings` sets leases, shutdown
-    timeout and the other timings of `oxanus_sync.RunnerSettings`.
+    Arguments beyond RQ's: `concurrency` is the number of jobs run at once (1 by default).
+    `allowed_modules` limits the functions a payload may name to those module prefixes, and
+    builtins and the standard library are always rejected. `settings` sets the leases, the
+    shutdown timeout and the other timings of `oxanus_sync.RunnerSettings`.
     """
 
     def __init__(
@@ -127,13 +127,13 @@ class Worker:
     ) -> bool:
         """Process jobs until stopped; return whether any job ran.
 
-        `burst` stops once the queues have no ready job and nothing runs; `max_jobs` stops
-        after that many jobs; `max_idle_time` stops after that many seconds without a job. A
-        first SIGTERM or SIGINT stops taking jobs and lets running ones finish (within
-        `settings.shutdown_timeout_s`); a second exits at once with status 1. Signal handlers
-        are installed only from the main thread; from another thread, call `request_stop()`.
-        `with_scheduler` is accepted for compatibility: scheduled jobs and retries are always
-        moved to their queues when due.
+        `burst` stops once the queues have no ready job and nothing runs. `max_jobs` stops
+        after that many jobs, and `max_idle_time` after that many seconds without a job. A
+        first SIGTERM or SIGINT stops taking jobs and lets running ones finish within
+        `settings.shutdown_timeout_s`. A second one exits at once with status 1. Signal
+        handlers are installed only from the main thread, so from another thread call
+        `request_stop()`. `with_scheduler` is accepted for compatibility, because scheduled
+        jobs and retries always move to their queues when due.
         """
         if dequeue_strategy != "default":
             raise ConfigurationError(

@@ -29,7 +29,7 @@ class RQResult:
 
 @dataclass(frozen=True)
 class FailureRecord:
-    """What `RQStorage.fail` writes for one failed attempt."""
+    """The outcome of one failed attempt, as `RQStorage.fail` records it."""
 
     mode: str
     delay_ms: int
