@@ -1,6 +1,6 @@
 --! include _common.lua
 -- Cancel an RQ-layer job: take it out of wherever it waits, delete its job hash, and mark its
--- record canceled. A running job keeps its job hash, flagged so that its Runner is told.
+-- record canceled. A running job keeps its job hash, with a cancel flag that its worker reads.
 --
 -- KEYS[1] ready list, KEYS[2] scheduled set, KEYS[3] retry set, KEYS[4] deferred set,
 -- KEYS[5] dead set, KEYS[6] job hash, KEYS[7] RQ record, KEYS[8] canceled registry.

@@ -1,5 +1,5 @@
 --! include _common.lua
--- Create an RQ-layer job: its job hash and its RQ record, then put its id where its mode says.
+-- Create an RQ-layer job, its job hash and its RQ record, and put its id where its mode names.
 --
 -- KEYS[1] ready list, KEYS[2] scheduled set, KEYS[3] job hash, KEYS[4] RQ record,
 -- KEYS[5] results stream, KEYS[6] deferred set, KEYS[7] processing list (used by "inline").
