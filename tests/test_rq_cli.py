@@ -153,3 +153,13 @@ def test_worker_without_url(
 
     assert main(["rq", "worker", "--burst"]) == 2
     assert "no Redis URL" in capsys.readouterr().err
+
+
+def test_native_info_shows_rq_queue(
+    client: Client, redis_url: str, namespace: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    Queue("rq-emails", connection=client).enqueue(rq_jobs.add, 1)
+
+    status = main(["info", "--url", redis_url, "--namespace", namespace])
+    assert status == 0
+    assert "rq-emails" in capsys.readouterr().out

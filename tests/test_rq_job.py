@@ -265,3 +265,27 @@ def test_get_position(client: Client) -> None:
     assert first.get_position() == 0
     assert second.get_position() == 1
     assert queue.get_job_position(second.id) == 1
+
+
+def test_cancel_running_job_stays_canceled(client: Client, namespace: str) -> None:
+    queue = Queue("default", connection=client)
+    gate = f"{namespace}:gate"
+    running = queue.enqueue(rq_jobs.wait_for_key, gate)
+
+    with worker_thread([queue], client):
+        wait_until(lambda: running.is_started, 20, "the job started")
+        running.cancel()
+        client.redis.set(gate, 1)
+        wait_until(lambda: len(queue.started_job_registry) == 0, 20, "the job ended")
+    assert running.get_status() == JobStatus.CANCELED
+    assert running.return_value() is None
+    assert running.id in queue.canceled_job_registry
+
+
+def test_ttl_expired_job_never_runs(client: Client) -> None:
+    queue = Queue("default", connection=client)
+    job = queue.enqueue(rq_jobs.add, 1, ttl=1)
+
+    wait_until(lambda: not Job.exists(job.id, client), 20, "the job's ttl expired")
+    assert burst([queue], client) is False
+    assert queue.count == 0

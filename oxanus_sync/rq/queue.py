@@ -337,6 +337,8 @@ class Queue:
         else:
             mode = "now" if due_ms is None else "at"
 
+        # NOTE: an inline job sits in a processing list that no lease covers while it runs, so
+        # if this process dies then, no worker takes it back.
         inline_process_id = f"inline-{secrets.token_hex(8)}" if mode == "inline" else ""
         created = store.enqueue(
             self.name,

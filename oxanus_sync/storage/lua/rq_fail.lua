@@ -11,7 +11,8 @@
 -- ms (-1 forever), ARGV[7] retries left, ARGV[8] "1" to retry at the front of the queue,
 -- ARGV[9] worker name, ARGV[10] job key prefix, ARGV[11] dead set maximum size, ARGV[12] dead
 -- set maximum age in ms, ARGV[13] final status ("failed" or "stopped").
--- Returns 1, or 0 when the process no longer owned the job (see ack.lua).
+-- Returns 1, or 0 when the process no longer owned the job (see ack.lua). A job canceled while
+-- it ran is not retried and stays canceled.
 
 local id = ARGV[1]
 if redis.call('LREM', KEYS[1], -1, id) == 0 then
@@ -21,6 +22,12 @@ end
 local now = now_ms()
 local mode = ARGV[2]
 local has_record = redis.call('EXISTS', KEYS[7]) == 1
+if has_record and redis.call('HGET', KEYS[7], 'status') == 'canceled' then
+  redis.call('DEL', KEYS[2])
+  redis.call('HINCRBY', KEYS[3], 'processed', 1)
+  redis.call('HINCRBY', KEYS[3], 'failed', 1)
+  return 1
+end
 redis.call('HINCRBY', KEYS[2], 'attempt', 1)
 redis.call('HSET', KEYS[2], 'error', ARGV[4])
 redis.call('HINCRBY', KEYS[3], 'processed', 1)

@@ -7,7 +7,7 @@
 -- ARGV[1] job id, ARGV[2] serialized return value, ARGV[3] result time-to-live in ms (-1 keeps
 -- it forever, 0 deletes the record at once), ARGV[4] worker name.
 -- Returns 1, or 0 when the process no longer owned the job (see ack.lua); nothing is recorded
--- then.
+-- then. A job canceled while it ran stays canceled.
 
 if redis.call('LREM', KEYS[1], -1, ARGV[1]) == 0 then
   return 0
@@ -17,7 +17,7 @@ redis.call('DEL', KEYS[2])
 redis.call('HINCRBY', KEYS[3], 'processed', 1)
 redis.call('HINCRBY', KEYS[3], 'succeeded', 1)
 -- The job was deleted while it ran: there is nothing left to record it in.
-if redis.call('EXISTS', KEYS[4]) == 0 then
+if redis.call('EXISTS', KEYS[4]) == 0 or redis.call('HGET', KEYS[4], 'status') == 'canceled' then
   return 1
 end
 
