@@ -5,6 +5,7 @@ from __future__ import annotations
 import signal
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import redis
@@ -163,3 +164,33 @@ def test_native_info_shows_rq_queue(
     status = main(["info", "--url", redis_url, "--namespace", namespace])
     assert status == 0
     assert "rq-emails" in capsys.readouterr().out
+
+
+def test_worker_reads_settings_module(
+    client: Client, redis_url: str, namespace: str, tmp_path: Path
+) -> None:
+    (tmp_path / "rq_settings.py").write_text(
+        f"REDIS_URL = {redis_url!r}\nQUEUES = ['from-settings']\nNAME = 'settings-worker'\n"
+    )
+    job = Queue("from-settings", connection=client).enqueue(rq_jobs.add, 2, 2)
+
+    process = RunnerProcess(
+        [
+            sys.executable,
+            "-m",
+            "oxanus_sync",
+            "rq",
+            "worker",
+            "--burst",
+            "--namespace",
+            namespace,
+            "-P",
+            str(tmp_path),
+            "-c",
+            "rq_settings",
+        ]
+    )
+    assert process.wait(timeout_s=60) == 0, process.output()
+    assert job.return_value() == 4
+    job.refresh()
+    assert job.worker_name == "settings-worker"

@@ -310,3 +310,16 @@ def test_timeout_discards_late_result(client: Client) -> None:
         wait_until(lambda: len(queue.started_job_registry) == 0, 20, "the sleep returned")
     assert job.get_status() == JobStatus.SCHEDULED
     assert job.return_value() is None
+
+
+def test_one_fetcher_for_all_queues(client: Client, namespace: str) -> None:
+    queues = [Queue(name, connection=client) for name in ("a", "b", "c")]
+    gate = f"{namespace}:gate"
+    job = queues[2].enqueue(rq_jobs.wait_for_key, gate)
+
+    with worker_thread(queues, client, concurrency=2):
+        wait_until(lambda: job.is_started, 20, "the job started")
+        fetchers = [t for t in threading.enumerate() if t.name.startswith("oxanus-rq-fetch")]
+        assert len(fetchers) == 1
+        client.redis.set(gate, 1)
+        wait_until(lambda: job.is_finished, 20, "the job finished")
