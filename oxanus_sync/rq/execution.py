@@ -23,7 +23,7 @@ from oxanus_sync.config import RunnerSettings
 from oxanus_sync.envelope import decode_payload
 from oxanus_sync.errors import JobTimeout, SerializationError
 from oxanus_sync.rq.dependencies import release_dependents
-from oxanus_sync.rq.exceptions import DeserializationError, NoSuchJobError, UnsafeCallableError
+from oxanus_sync.rq.exceptions import DeserializationError, UnsafeCallableError
 from oxanus_sync.rq.functions import FunctionPolicy
 from oxanus_sync.rq.job import Job, _current_job, decode_arguments
 from oxanus_sync.rq.options import Retry
@@ -93,7 +93,7 @@ class RQExecutor:
             return False
         call = problem
 
-        status = self.store.start(claimed.queue, claimed.id, self.worker_name)
+        status, fields = self.store.start(claimed.queue, claimed.id, self.worker_name)
         if status != "started":
             # Canceled, deleted or expired (its ttl) while it waited: acknowledge it unrun.
             self._retrying(
@@ -115,10 +115,9 @@ class RQExecutor:
             )
             return False
 
-        try:
-            job = Job.load(self.client, claimed.queue, claimed.id, self.serializer)
-        except NoSuchJobError:
-            job = None
+        job = Job(
+            claimed.id, claimed.queue, call, fields, client=self.client, serializer=self.serializer
+        )
         try:
             function = self.policy.resolve(call.func)
             args, kwargs = decode_arguments(call, self.serializer)
@@ -128,11 +127,6 @@ class RQExecutor:
         except Exception as error:  # noqa: BLE001 - an import error fails the job, not the worker
             self._record_failure(claimed, call, job, _failure_of(error))
             return False
-        if job is None:
-            serializer = self.serializer
-            job = Job(
-                claimed.id, claimed.queue, call, {}, client=self.client, serializer=serializer
-            )
 
         self._run(claimed, call, job, function, args, kwargs)
         return True
@@ -275,7 +269,8 @@ class RQExecutor:
             claimed.attempt + 1,
             duration_ms,
         )
-        self._release(claimed)
+        if owned == 2:
+            self._release(claimed)
         return None
 
     def _store_value(self, claimed: ClaimedJob, call: RQCall, result: Any) -> bytes:
@@ -366,7 +361,7 @@ class RQExecutor:
                 failure.traceback,
             )
             # Dependents that allow their dependencies to fail may run now.
-            if call is not None:
+            if owned == 2:
                 self._release(claimed)
 
     def _handle(self, call: RQCall, job: Job, failure: _Failure) -> _Failure:
@@ -404,7 +399,7 @@ class RQExecutor:
                 claimed.queue,
             )
 
-    def _retrying(self, record: Callable[[], bool]) -> bool:
+    def _retrying(self, record: Callable[[], int]) -> int:
         # The job stays in this process's processing list until its outcome is recorded, so
         # keep trying through a Redis outage instead of dropping the outcome.
         backoff_s = 0.1
@@ -414,7 +409,7 @@ class RQExecutor:
             except (redis.ConnectionError, redis.TimeoutError) as error:
                 if self.closed.is_set():
                     logger.error("gave up recording a job outcome at worker stop: %s", error)
-                    return False
+                    return 0
                 logger.warning(
                     "could not record a job outcome, retrying in %.1fs: %s", backoff_s, error
                 )

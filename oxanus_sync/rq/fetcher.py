@@ -101,10 +101,14 @@ class PriorityFetcher(Service):
         self.pool.submit(self._run, job)
 
     def _claim_first(self) -> ClaimedJob | None:
-        pipe = self.storage.redis.pipeline(transaction=False)
-        for queue in self.queues:
-            pipe.llen(self.storage.keys(queue).ready)
-        for queue, length in zip(self.queues, pipe.execute(), strict=True):
+        lengths = [1]
+        if len(self.queues) > 1:
+            # One round trip finds the non-empty queues, instead of one claim call per queue.
+            pipe = self.storage.redis.pipeline(transaction=False)
+            for queue in self.queues:
+                pipe.llen(self.storage.keys(queue).ready)
+            lengths = pipe.execute()
+        for queue, length in zip(self.queues, lengths, strict=True):
             if not length:
                 continue
             lease_valid, jobs = self.storage.claim(queue, self.process_id, 1)

@@ -134,10 +134,14 @@ class RQStorage:
 
     # Running
 
-    def start(self, queue: str, job_id: str, worker_name: str) -> str:
-        """Mark a claimed job started; return "started", "canceled" or "not_found"."""
+    def start(self, queue: str, job_id: str, worker_name: str) -> tuple[str, dict[str, bytes]]:
+        """Mark a claimed job started; return "started" and its record, or "canceled" or
+        "not_found" and {}."""
         _, rq_keys = self.keys(queue)
-        return _text(self._script["rq_start"](self.redis, [rq_keys.record(job_id)], [worker_name]))
+        reply = self._script["rq_start"](self.redis, [rq_keys.record(job_id)], [worker_name])
+        flat = reply[1] if len(reply) > 1 else []
+        fields = {_text(flat[i]): flat[i + 1] for i in range(0, len(flat), 2)}
+        return _text(reply[0]), fields
 
     def finish(
         self,
@@ -148,8 +152,9 @@ class RQStorage:
         return_value: bytes,
         result_ttl_ms: int,
         worker_name: str,
-    ) -> bool:
-        """Record a success; False when this process no longer owned the job."""
+    ) -> int:
+        """Record a success: 2 when the job has dependents, 1 without, 0 when this process no
+        longer owned the job."""
         keys, rq_keys = self.keys(queue)
         owned = self._script["rq_finish"](
             self.redis,
@@ -160,10 +165,11 @@ class RQStorage:
                 rq_keys.record(job_id),
                 rq_keys.results(job_id),
                 rq_keys.finished,
+                rq_keys.dependents(job_id),
             ],
             [job_id, return_value, result_ttl_ms, worker_name],
         )
-        return bool(owned)
+        return int(owned)
 
     def fail(
         self,
@@ -174,8 +180,9 @@ class RQStorage:
         *,
         dead_max_jobs: int,
         dead_max_age_ms: int,
-    ) -> bool:
-        """Record a failed attempt; False when this process no longer owned the job."""
+    ) -> int:
+        """Record a failed attempt: 2 when the job ended with dependents, 1 otherwise, 0 when
+        this process no longer owned the job."""
         keys, rq_keys = self.keys(queue)
         owned = self._script["rq_fail"](
             self.redis,
@@ -188,6 +195,7 @@ class RQStorage:
                 keys.dead,
                 rq_keys.record(job_id),
                 rq_keys.results(job_id),
+                rq_keys.dependents(job_id),
             ],
             [
                 job_id,
@@ -205,7 +213,7 @@ class RQStorage:
                 failure.final_status,
             ],
         )
-        return bool(owned)
+        return int(owned)
 
     # Control
 

@@ -4,15 +4,16 @@
 --
 -- KEYS[1] processing list, KEYS[2] job hash, KEYS[3] stats hash, KEYS[4] ready list,
 -- KEYS[5] retry set, KEYS[6] dead set (the failed-job registry), KEYS[7] RQ record,
--- KEYS[8] results stream.
+-- KEYS[8] results stream, KEYS[9] dependents set.
 -- ARGV[1] job id, ARGV[2] mode: "requeue" (retry now), "retry" (after ARGV[3] ms), "failed"
 -- (into the failed-job registry), "failed_unregistered" (failed, kept out of the registry),
 -- ARGV[4] error JSON for the job hash, ARGV[5] traceback text, ARGV[6] failure time-to-live in
 -- ms (-1 forever), ARGV[7] retries left, ARGV[8] "1" to retry at the front of the queue,
 -- ARGV[9] worker name, ARGV[10] job key prefix, ARGV[11] dead set maximum size, ARGV[12] dead
 -- set maximum age in ms, ARGV[13] final status ("failed" or "stopped").
--- Returns 1, or 0 when the process no longer owned the job (see ack.lua). A job canceled while
--- it ran is not retried and stays canceled.
+-- Returns 2 when the job ended failed and has dependents, else 1, or 0 when the process no
+-- longer owned the job (see ack.lua). A job canceled while it ran is not retried and stays
+-- canceled.
 
 local id = ARGV[1]
 if redis.call('LREM', KEYS[1], -1, id) == 0 then
@@ -76,5 +77,8 @@ if has_record then
   else
     redis.call('PERSIST', KEYS[7])
   end
+end
+if redis.call('EXISTS', KEYS[9]) == 1 then
+  return 2
 end
 return 1

@@ -3,11 +3,12 @@
 -- finished and store its result, all at once.
 --
 -- KEYS[1] processing list, KEYS[2] job hash, KEYS[3] stats hash, KEYS[4] RQ record,
--- KEYS[5] results stream, KEYS[6] finished registry.
+-- KEYS[5] results stream, KEYS[6] finished registry, KEYS[7] dependents set.
 -- ARGV[1] job id, ARGV[2] serialized return value, ARGV[3] result time-to-live in ms (-1 keeps
 -- it forever, 0 deletes the record at once), ARGV[4] worker name.
--- Returns 1, or 0 when the process no longer owned the job (see ack.lua); nothing is recorded
--- then. A job canceled while it ran stays canceled.
+-- Returns 2 when the job has dependents to release, else 1, or 0 when the process no longer
+-- owned the job (see ack.lua); nothing is recorded then. A job canceled while it ran stays
+-- canceled.
 
 if redis.call('LREM', KEYS[1], -1, ARGV[1]) == 0 then
   return 0
@@ -36,5 +37,8 @@ elseif ttl > 0 then
 else
   redis.call('PERSIST', KEYS[4])
   redis.call('ZADD', KEYS[6], '+inf', ARGV[1])
+end
+if redis.call('EXISTS', KEYS[7]) == 1 then
+  return 2
 end
 return 1
