@@ -102,3 +102,16 @@ def record_pid_and_wait(log_key: str, gate_key: str) -> int:
     job.connection.rpush(log_key, os.getpid())
     wait_for_key(gate_key, timeout_s=60.0)
     return os.getpid()
+
+
+def until_stop_requested(timeout_s: float = 30.0) -> str:
+    """Sleep in short steps until the current job is asked to stop."""
+    job = get_current_job()
+    assert job is not None
+    deadline = time.monotonic() + timeout_s
+    while not job.is_stop_requested():
+        if time.monotonic() > deadline:
+            return "never asked"
+        time.sleep(0.05)
+    job.connection.rpush(job.meta["log"], "stop seen")
+    return "stopped"

@@ -323,3 +323,17 @@ def test_one_fetcher_for_all_queues(client: Client, namespace: str) -> None:
         assert len(fetchers) == 1
         client.redis.set(gate, 1)
         wait_until(lambda: job.is_finished, 20, "the job finished")
+
+
+def test_canceled_job_sees_stop_request(client: Client, namespace: str) -> None:
+    queue = Queue("default", connection=client)
+    log = f"{namespace}:log"
+    job = queue.enqueue(rq_jobs.until_stop_requested, job_timeout=-1, meta={"log": log})
+
+    with worker_thread([queue], client):
+        wait_until(lambda: job.is_started, 20, "the job started")
+        job.cancel()
+        wait_until(lambda: client.redis.llen(log) == 1, 20, "the job saw the stop request")
+        wait_until(lambda: len(queue.started_job_registry) == 0, 20, "the job returned")
+    assert job.get_status() == JobStatus.CANCELED
+    assert job.return_value() is None

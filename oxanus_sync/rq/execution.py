@@ -174,6 +174,7 @@ class RQExecutor:
             claimed.attempt + 1,
         )
         watch = self._watch(claimed, call)
+        job._stop_requested = watch.cancelled if watch is not None else None
         token = _current_job.set(job)
         failure: _Failure | None = None
         result: Any = None
@@ -207,13 +208,14 @@ class RQExecutor:
             self._record_failure(claimed, call, job, failure)
 
     def _watch(self, claimed: ClaimedJob, call: RQCall) -> Watch | None:
-        if self.watchdog is None or call.timeout <= 0:
+        # Jobs without a timeout are watched too, so that a cancel request reaches them.
+        if self.watchdog is None:
             return None
         watch = Watch(
             job=claimed,
             instance=call,
             thread_id=threading.get_ident(),
-            deadline=time.monotonic() + call.timeout,
+            deadline=time.monotonic() + call.timeout if call.timeout > 0 else None,
             record_timeout=lambda: self._record_timeout(claimed, call),
         )
         self.watchdog.watch(watch)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextvars
 import json
+import threading
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -87,6 +88,8 @@ class Job:
         self._decoded: tuple[tuple[Any, ...], dict[str, Any]] | None = None
         # The latest successful return value, when this process already has it.
         self._return_value: Any = None
+        # Set by the worker running this job when its timeout passes or it is canceled.
+        self._stop_requested: threading.Event | None = None
 
     # Loading
 
@@ -284,6 +287,15 @@ class Job:
     @property
     def is_stopped(self) -> bool:
         return self.get_status() == JobStatus.STOPPED
+
+    def is_stop_requested(self) -> bool:
+        """Return whether the running job passed its timeout or was canceled.
+
+        Only the job returned by `get_current_job()` inside a worker can be stopped this way.
+        A long job should check it and return, since a thread blocked in C code cannot be
+        interrupted.
+        """
+        return self._stop_requested is not None and self._stop_requested.is_set()
 
     # Results
 
