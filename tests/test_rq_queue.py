@@ -217,6 +217,24 @@ def test_enqueue_many(client: Client) -> None:
     assert queue.count == 2
 
 
+def test_enqueue_many_mixed_dependencies(client: Client) -> None:
+    queue = Queue("default", connection=client)
+    parent = queue.enqueue_in(600, rq_jobs.add, 0)
+    jobs = queue.enqueue_many(
+        [
+            Queue.prepare_data(rq_jobs.add, (1,)),
+            Queue.prepare_data(rq_jobs.add, (2,), depends_on=parent),
+            Queue.prepare_data(rq_jobs.add, (3,), at_front=True),
+        ]
+    )
+
+    statuses = [job.get_status() for job in jobs]
+    assert statuses == [JobStatus.QUEUED, JobStatus.DEFERRED, JobStatus.QUEUED]
+    assert queue.job_ids == [jobs[2].id, jobs[0].id]
+    assert all(job.enqueued_at is not None for job in jobs)
+    assert jobs[1].dependency_ids == [parent.id]
+
+
 def test_empty_returns_count(client: Client) -> None:
     queue = Queue("default", connection=client)
     jobs = [queue.enqueue(rq_jobs.add, i) for i in range(3)]

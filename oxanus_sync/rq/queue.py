@@ -2,30 +2,20 @@
 
 from __future__ import annotations
 
-import logging
-import secrets
-import uuid
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from oxanus_sync.envelope import encode_job
-from oxanus_sync.errors import EnqueueError, SerializationError
 from oxanus_sync.queue import validate_queue_name
 from oxanus_sync.rq.connections import as_client, rq_storage
-from oxanus_sync.rq.dependencies import dependencies_met, release_if_ready
-from oxanus_sync.rq.exceptions import DuplicateJobError, NoSuchJobError
-from oxanus_sync.rq.functions import callable_name
-from oxanus_sync.rq.job import Job, encode_meta
+from oxanus_sync.rq.enqueueing import EnqueueOptions, Enqueuer
+from oxanus_sync.rq.exceptions import NoSuchJobError
+from oxanus_sync.rq.job import Job
 from oxanus_sync.rq.options import (
     Callback,
-    Dependency,
     Retry,
     parse_timeout,
-    parse_ttl,
-    validate_job_id,
 )
-from oxanus_sync.rq.payload import RQCall
 from oxanus_sync.rq.registry import (
     CanceledJobRegistry,
     DeferredJobRegistry,
@@ -34,9 +24,7 @@ from oxanus_sync.rq.registry import (
     ScheduledJobRegistry,
     StartedJobRegistry,
 )
-from oxanus_sync.rq.serializers import JSONSerializer, resolve_serializer, serializer_name
-
-logger = logging.getLogger(__name__)
+from oxanus_sync.rq.serializers import resolve_serializer
 
 # Keyword arguments that enqueue() takes for itself instead of passing them to the function.
 RESERVED = (
@@ -261,136 +249,33 @@ class Queue:
         return {"func": func, "args": args, "kwargs": kwargs, **options}
 
     def enqueue_many(self, job_datas: Iterable[dict[str, Any]], pipeline: Any = None) -> list[Job]:
-        """Enqueue jobs prepared with `prepare_data`, one round trip each.
-
-        NOTE: unlike RQ, this makes one round trip per job and ignores `pipeline`.
-        """
-        return [self.enqueue_call(**data) for data in job_datas]
+        """Enqueue jobs prepared with `prepare_data`, in one round trip for those without
+        dependencies; `pipeline` is ignored, so the jobs are stored when this returns."""
+        if not self._is_async:
+            return [self.enqueue_call(**data) for data in job_datas]
+        enqueuer = self._enqueuer()
+        prepared = []
+        for data in job_datas:
+            options = dict(data)
+            func = options.pop("func")
+            args = tuple(options.pop("args", None) or ())
+            kwargs = dict(options.pop("kwargs", None) or {})
+            prepared.append(enqueuer.prepare(func, args, kwargs, EnqueueOptions(**options)))
+        return enqueuer.enqueue_many(prepared)
 
     def _enqueue(
         self,
         func: Callable[..., Any] | str,
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
-        *,
-        due_ms: int | None = None,
-        timeout: int | str | None = None,
-        result_ttl: int | str | None = None,
-        ttl: int | str | None = None,
-        failure_ttl: int | str | None = None,
-        description: str | None = None,
-        depends_on: Any = None,
-        job_id: str | None = None,
-        at_front: bool = False,
-        meta: dict[str, Any] | None = None,
-        retry: Retry | None = None,
-        on_success: Any = None,
-        on_failure: Any = None,
-        on_stopped: Any = None,
-        unique: bool = False,
+        **options: Any,
     ) -> Job:
-        func_name = callable_name(func)
-        job_id = validate_job_id(job_id) if job_id is not None else uuid.uuid4().hex
-        if unique and depends_on is not None:
-            raise ValueError("unique=True cannot be combined with depends_on")
-        dependency = _dependency(depends_on)
-        store = rq_storage(self._client)
-        refs = (
-            [self._dependency_ref(parent) for parent in dependency.dependencies]
-            if dependency
-            else []
+        return self._enqueuer().enqueue(
+            func, args, kwargs, EnqueueOptions(**options), inline=not self._is_async
         )
 
-        job_timeout = parse_timeout(timeout)
-        call = RQCall(
-            func=func_name,
-            call=self._serialize_call(func_name, args, kwargs),
-            serializer=serializer_name(self.serializer),
-            description=description or _describe(func_name, args, kwargs),
-            timeout=job_timeout if job_timeout is not None else self._default_timeout,
-            result_ttl=parse_ttl("result_ttl", result_ttl, allow_zero=True),
-            ttl=parse_ttl("ttl", ttl, allow_zero=False),
-            failure_ttl=parse_ttl("failure_ttl", failure_ttl, allow_zero=False),
-            retry_max=retry.max if retry else 0,
-            retry_intervals=retry.intervals if retry else None,
-            retry_at_front=retry.enqueue_at_front if retry else False,
-            callbacks=_callbacks(on_success, on_failure, on_stopped),
-            depends_on=[[queue, parent_id] for queue, parent_id in refs] or None,
-            allow_dependency_failure=bool(dependency and dependency.allow_failure),
-            dependents_at_front=bool(dependency and dependency.enqueue_at_front),
-        )
-        payload = encode_job(call)
-        if len(payload) > self._client.max_payload_bytes:
-            raise EnqueueError(
-                f"the job {func_name} encodes to {len(payload)} bytes, over the limit of "
-                f"{self._client.max_payload_bytes}: store large data elsewhere and pass its "
-                "reference, or raise Client(max_payload_bytes=...)"
-            )
-        signature = self._client.signer.sign(payload) if self._client.signer else b""
-
-        for parent in refs:
-            store.add_dependent(parent, (self.name, job_id))
-        if not self._is_async:
-            mode = "inline"
-        elif refs and not dependencies_met(store, call):
-            mode = "deferred"
-        else:
-            mode = "now" if due_ms is None else "at"
-
-        # NOTE: an inline job sits in a processing list that no lease covers while it runs, so
-        # if this process dies then, no worker takes it back.
-        inline_process_id = f"inline-{secrets.token_hex(8)}" if mode == "inline" else ""
-        created = store.enqueue(
-            self.name,
-            job_id,
-            payload,
-            signature,
-            mode=mode,
-            due_ms=due_ms or 0,
-            at_front=at_front,
-            meta_json=encode_meta(meta or {}),
-            retries_left=call.retry_max,
-            ttl_ms=(call.ttl or 0) * 1000 if call.ttl and call.ttl > 0 else 0,
-            inline_process_id=inline_process_id,
-        )
-        if not created:
-            if unique:
-                raise DuplicateJobError(f"a job with id {job_id!r} is already waiting or running")
-            logger.warning(
-                "job not enqueued again: a job with this id is still waiting or running "
-                "job_id=%s queue=%s type=%s",
-                job_id,
-                self.name,
-                func_name,
-            )
-            return Job.load(self._client, self.name, job_id, self.serializer)
-
-        logger.debug("job enqueued job_id=%s queue=%s type=%s", job_id, self.name, func_name)
-        if mode == "deferred":
-            # A dependency may have ended between the check above and the creation.
-            release_if_ready(store, self.name, job_id)
-        if mode == "inline":
-            from oxanus_sync.rq.execution import run_inline
-
-            run_inline(self._client, self.name, job_id, inline_process_id, self.serializer)
-        return Job.load(self._client, self.name, job_id, self.serializer)
-
-    def _serialize_call(
-        self, func_name: str, args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> bytes:
-        try:
-            return self.serializer.dumps([list(args), kwargs])
-        except (TypeError, ValueError) as error:
-            raise SerializationError(
-                _describe_bad_argument(func_name, args, kwargs, self.serializer, error)
-            ) from error
-
-    def _dependency_ref(self, parent: Any) -> tuple[str, str]:
-        if isinstance(parent, Job):
-            return parent.origin, parent.id
-        if isinstance(parent, str):
-            return rq_storage(self._client).find_queue(parent) or self.name, parent
-        raise ValueError(f"invalid dependency {parent!r}: pass a Job, a job id or a Dependency")
+    def _enqueuer(self) -> Enqueuer:
+        return Enqueuer(self._client, self.name, self.serializer, self._default_timeout)
 
 
 def _split_arguments(
@@ -407,58 +292,3 @@ def _split_arguments(
         kwargs = dict(kwargs.pop("kwargs", None) or {})
     options.pop("pipeline", None)
     return args, kwargs, options
-
-
-def _dependency(depends_on: Any) -> Dependency | None:
-    if depends_on is None:
-        return None
-    if isinstance(depends_on, Dependency):
-        return depends_on
-    return Dependency(depends_on)
-
-
-def _callbacks(on_success: Any, on_failure: Any, on_stopped: Any) -> dict[str, Any] | None:
-    callbacks = {}
-    for kind, callback in (
-        ("success", on_success),
-        ("failure", on_failure),
-        ("stopped", on_stopped),
-    ):
-        if callback is None:
-            continue
-        if not isinstance(callback, Callback):
-            callback = Callback(callback)
-        callbacks[kind] = [callback.name, callback.timeout]
-    return callbacks or None
-
-
-def _describe(func_name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
-    parts = [repr(arg) for arg in args] + [f"{name}={value!r}" for name, value in kwargs.items()]
-    return f"{func_name}({', '.join(parts)})"
-
-
-def _describe_bad_argument(
-    func_name: str,
-    args: tuple[Any, ...],
-    kwargs: dict[str, Any],
-    serializer: Any,
-    error: Exception,
-) -> str:
-    named = [(f"argument {i + 1}", value) for i, value in enumerate(args)]
-    named += [(f"keyword argument {name!r}", value) for name, value in kwargs.items()]
-    for label, value in named:
-        try:
-            serializer.dumps(value)
-        except (TypeError, ValueError) as failure:
-            hint = (
-                "Pass JSON types, or bytes, tuples, sets, datetimes, dates, times, Decimals or "
-                "UUIDs, or opt in to pickle with Queue(..., serializer='pickle') if every "
-                "writer to Redis is trusted"
-                if isinstance(serializer, JSONSerializer)
-                else "Pass values that this serializer can store"
-            )
-            return (
-                f"{label} of {func_name} cannot be stored: {type(value).__name__} value "
-                f"({failure}). {hint}"
-            )
-    return f"the arguments of {func_name} cannot be stored: {error}"

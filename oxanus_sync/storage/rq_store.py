@@ -28,6 +28,27 @@ class RQResult:
 
 
 @dataclass(frozen=True)
+class RQEnqueue:
+    """One job to create with `RQStorage.enqueue`.
+
+    `mode` is "now", "at" (due at `due_ms`), "deferred" (waiting for its dependencies) or
+    "inline" (claimed at once by `inline_process_id`, which runs it). `ttl_ms` is how long the
+    job may wait before it starts, 0 for no limit.
+    """
+
+    job_id: str
+    payload: bytes
+    signature: bytes
+    mode: str
+    due_ms: int = 0
+    at_front: bool = False
+    meta_json: str = "{}"
+    retries_left: int = 0
+    ttl_ms: int = 0
+    inline_process_id: str = ""
+
+
+@dataclass(frozen=True)
 class FailureRecord:
     """The outcome of one failed attempt, as `RQStorage.fail` records it."""
 
@@ -55,51 +76,42 @@ class RQStorage:
 
     # Enqueue and dependencies
 
-    def enqueue(
-        self,
-        queue: str,
-        job_id: str,
-        payload: bytes,
-        signature: bytes,
-        *,
-        mode: str,
-        due_ms: int = 0,
-        at_front: bool = False,
-        meta_json: str = "{}",
-        retries_left: int = 0,
-        ttl_ms: int = 0,
-        inline_process_id: str = "",
-    ) -> bool:
-        """Create the job and record the queue's name; False when the id is still pending."""
+    def enqueue(self, queue: str, jobs: Sequence[RQEnqueue]) -> list[int]:
+        """Create jobs and record the queue's name, in one round trip.
+
+        Returns, per job, its enqueue time in ms on the server's clock, or 0 when a job with
+        that id is still waiting or running.
+        """
         keys, rq_keys = self.keys(queue)
-        processing = keys.processing(inline_process_id or "none")
+        script = self._script["rq_enqueue"]
         pipe = self.redis.pipeline(transaction=False)
         pipe.sadd(self.storage.global_keys.queues, queue)
-        self._script["rq_enqueue"].queue_in(
-            pipe,
-            [
-                keys.ready,
-                keys.scheduled,
-                keys.job(job_id),
-                rq_keys.record(job_id),
-                rq_keys.results(job_id),
-                rq_keys.deferred,
-                processing,
-            ],
-            [
-                job_id,
-                payload,
-                signature,
-                mode,
-                due_ms,
-                "1" if at_front else "0",
-                meta_json,
-                retries_left,
-                ttl_ms,
-            ],
-        )
-        _, created = execute_pipeline(self.redis, pipe, [self._script["rq_enqueue"]])
-        return bool(created)
+        for job in jobs:
+            script.queue_in(
+                pipe,
+                [
+                    keys.ready,
+                    keys.scheduled,
+                    keys.job(job.job_id),
+                    rq_keys.record(job.job_id),
+                    rq_keys.results(job.job_id),
+                    rq_keys.deferred,
+                    keys.processing(job.inline_process_id or "none"),
+                ],
+                [
+                    job.job_id,
+                    job.payload,
+                    job.signature,
+                    job.mode,
+                    job.due_ms,
+                    "1" if job.at_front else "0",
+                    job.meta_json,
+                    job.retries_left,
+                    job.ttl_ms,
+                ],
+            )
+        _, *replies = execute_pipeline(self.redis, pipe, [script])
+        return [int(enqueued_at) if created else 0 for created, enqueued_at in replies]
 
     def add_dependent(self, parent: tuple[str, str], child: tuple[str, str]) -> None:
         """Record that `child` (queue, id) waits for `parent` (queue, id)."""

@@ -8,10 +8,11 @@
 -- at once by the caller, which runs it), ARGV[6] "1" to put it at the front of the queue,
 -- ARGV[7] meta JSON, ARGV[8] retries left, ARGV[9] time in ms the job may wait before it
 -- starts, or 0 for no limit.
--- Returns 1 when created, 0 when a job with this id is still waiting or running.
+-- Returns {1, enqueue time in ms} when created, {0, 0} when a job with this id is still waiting
+-- or running.
 
 if redis.call('EXISTS', KEYS[3]) == 1 then
-  return 0
+  return {0, 0}
 end
 
 local id = ARGV[1]
@@ -50,4 +51,4 @@ end
 if tonumber(ARGV[9]) > 0 then
   redis.call('PEXPIRE', KEYS[4], ARGV[9])
 end
-return 1
+return {1, now}
