@@ -2,6 +2,7 @@
 
     oxanus-sync worker myapp.jobs:config --url redis://127.0.0.1:6379/0 --namespace myapp
     oxanus-sync info --url redis://127.0.0.1:6379/0 --namespace myapp
+    oxanus-sync rq worker high default --url redis://127.0.0.1:6379/0
 
 Exit status: 0 on success and after a graceful stop, 1 when Redis cannot be reached or the
 worker fails to start, 2 for invalid arguments (a bad APP, URL or namespace, no Redis URL, an
@@ -84,7 +85,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """Build the parser of the `worker` and `info` subcommands."""
+    """Build the parser of the `worker`, `info` and `rq` subcommands."""
     parser = argparse.ArgumentParser(
         prog=PROGRAM,
         description="Run oxanus_sync worker processes and inspect their queues in Redis.",
@@ -139,6 +140,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="print one JSON document with the queues and processes instead of tables",
     )
     info.set_defaults(run=run_info)
+
+    # Imported here because oxanus_sync.rq.cli imports this module's helpers.
+    from oxanus_sync.rq.cli import add_rq_command
+
+    add_rq_command(subcommands)
     return parser
 
 

@@ -63,6 +63,30 @@ every member; its `ready` list stays empty, and ready jobs wait in per-member li
 |                             |      | retirement step found jobs ready for it; members idle for  |
 |                             |      | the family's `idle_retire_s` with no ready job are removed |
 
+Per queue, for jobs of the RQ-compatible layer `oxanus_sync.rq` only. Such a job is also an
+ordinary job of the queue (a job hash, and its id in the ready list, a processing list, the
+scheduled, retry or dead set), so it is claimed, leased, reclaimed and counted like any other.
+The dead set is the layer's failed-job registry and the scheduled and retry sets its scheduled
+registry. These keys add what RQ keeps beyond that:
+
+| key                           | type   | contents                                             |
+|-------------------------------|--------|------------------------------------------------------|
+| `P:{Q}:rq:job:<id>`           | HASH   | the job's RQ record, fields below; it outlives the   |
+|                               |        | job hash until its result or failure time-to-live    |
+| `P:{Q}:rq:results:<id>`       | STREAM | the job's last 10 results, newest last: type (1      |
+|                               |        | successful, 2 failed), return_value, exc_string,     |
+|                               |        | created_at, worker_name                              |
+| `P:{Q}:rq:dependents:<id>`    | SET    | `queue/id` of jobs deferred until this one ends      |
+| `P:{Q}:rq:finished`           | ZSET   | job id -> time its result expires (+inf: never)      |
+| `P:{Q}:rq:deferred`           | ZSET   | job id -> time it was deferred, waiting on its       |
+|                               |        | dependencies                                         |
+| `P:{Q}:rq:canceled`           | ZSET   | job id -> time it was canceled                       |
+
+Fields of an RQ record: `payload` and `sig` (copies of the job hash's, kept after the job ends),
+`status` (queued, started, finished, failed, deferred, scheduled, stopped, canceled),
+`enqueued_at`, `started_at`, `ended_at`, `meta` (JSON), `retries_left`, `worker_name` and
+`exc_info` (the last failure's traceback text).
+
 Global:
 
 | key                   | type | contents                                                         |
@@ -157,3 +181,36 @@ class GlobalKeys:
 
     def process(self, process_id: str) -> str:
         return self.process_prefix + process_id
+
+
+@dataclass(frozen=True)
+class RQKeys:
+    """The keys that the RQ-compatible layer adds to one queue."""
+
+    deferred: str
+    finished: str
+    canceled: str
+    record_prefix: str
+    results_prefix: str
+    dependents_prefix: str
+
+    @classmethod
+    def build(cls, namespace: str, queue: str) -> RQKeys:
+        base = f"{namespace}:{{{queue}}}:rq:"
+        return cls(
+            deferred=base + "deferred",
+            finished=base + "finished",
+            canceled=base + "canceled",
+            record_prefix=base + "job:",
+            results_prefix=base + "results:",
+            dependents_prefix=base + "dependents:",
+        )
+
+    def record(self, job_id: str) -> str:
+        return self.record_prefix + job_id
+
+    def results(self, job_id: str) -> str:
+        return self.results_prefix + job_id
+
+    def dependents(self, job_id: str) -> str:
+        return self.dependents_prefix + job_id
