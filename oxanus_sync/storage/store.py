@@ -103,6 +103,15 @@ class Storage:
 
         `when` is ("now", 0), ("in", delay_ms) or ("at", due_ms). All chunks go in one pipeline.
         """
+        if len(jobs) <= ENQUEUE_CHUNK:
+            # One script call without a pipeline costs less client CPU.
+            script_keys, args = self._enqueue_call(queue, jobs, when)
+            try:
+                reply = self._script["enqueue"](self.redis, script_keys, args)
+            except redis.ResponseError as error:
+                raise PartialEnqueue(created=0, error=error) from error
+            return _enqueue_outcomes(len(jobs), [reply])
+
         pipe = self.redis.pipeline(transaction=False)
         self._queue_enqueue(pipe, queue, jobs, when, by_source=False)
         results = execute_pipeline(
@@ -141,29 +150,37 @@ class Storage:
         *,
         by_source: bool,
     ) -> None:
-        keys = self.keys(queue)
-        member = _member_key(queue)
-        if keys.family and member is None:
-            raise ValueError(f"enqueue to a member of queue family {queue!r}, not to all of it")
         script = self._script["enqueue"]
         for start in range(0, len(jobs), ENQUEUE_CHUNK):
             chunk = jobs[start : start + ENQUEUE_CHUNK]
-            script_keys = [
-                keys.ready,
-                keys.scheduled,
-                keys.retry,
-                keys.unique,
-                keys.active,
-                keys.members,
-                *(keys.job(job.id) for job in chunk),
-            ]
-            args: list[str | bytes | int] = [when[0], when[1], keys.job_prefix, member or ""]
-            for job in chunk:
-                args += (job.id, job.payload, job.signature, job.unique, job.on_conflict)
+            script_keys, args = self._enqueue_call(queue, chunk, when)
             if by_source:
                 pipe.eval(script.source, len(script_keys), *script_keys, *args)
             else:
                 script.queue_in(pipe, script_keys, args)
+
+    def _enqueue_call(
+        self, queue: str, chunk: Sequence[NewJob], when: tuple[str, int]
+    ) -> tuple[list[KeyOrArg], list[KeyOrArg]]:
+        # The keys and arguments of one enqueue.lua call for at most ENQUEUE_CHUNK jobs.
+        keys = self.keys(queue)
+        member = _member_key(queue)
+        if keys.family and member is None:
+            raise ValueError(f"enqueue to a member of queue family {queue!r}, not to all of it")
+
+        script_keys: list[KeyOrArg] = [
+            keys.ready,
+            keys.scheduled,
+            keys.retry,
+            keys.unique,
+            keys.active,
+            keys.members,
+            *(keys.job(job.id) for job in chunk),
+        ]
+        args: list[KeyOrArg] = [when[0], when[1], keys.job_prefix, member or ""]
+        for job in chunk:
+            args += (job.id, job.payload, job.signature, job.unique, job.on_conflict)
+        return script_keys, args
 
     def register_queues(self, queues: Iterable[str]) -> None:
         names = list(queues)
