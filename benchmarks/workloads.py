@@ -55,6 +55,7 @@ class Sizes:
     redis_memory: int
     small_backlog: int
     large_backlog: int
+    runner_memory: int
 
 
 FULL_SIZES = Sizes(
@@ -70,6 +71,7 @@ FULL_SIZES = Sizes(
     redis_memory=20_000,
     small_backlog=1_000,
     large_backlog=200_000,
+    runner_memory=1_000_000,
 )
 QUICK_SIZES = Sizes(
     enqueue_one_by_one=500,
@@ -84,6 +86,7 @@ QUICK_SIZES = Sizes(
     redis_memory=1_000,
     small_backlog=1_000,
     large_backlog=10_000,
+    runner_memory=20_000,
 )
 
 
@@ -214,6 +217,23 @@ def measure_large_backlog(
     ]
 
 
+def measure_runner_memory(
+    system: JobSystem, sizes: Sizes, rng: random.Random
+) -> list[Measurement]:
+    count = sizes.runner_memory
+    result = system.long_drain(count, CONCURRENCY, WARM_JOBS)
+    return [
+        Measurement("runner_memory_drain", count / result.elapsed_s, "jobs/s"),
+        Measurement(f"runner_memory_rss_after_{WARM_JOBS}", result.rss_warm_bytes / _MIB, "MiB"),
+        Measurement("runner_memory_rss_end", result.rss_end_bytes / _MIB, "MiB"),
+        Measurement(
+            "runner_memory_rss_growth",
+            (result.rss_end_bytes - result.rss_warm_bytes) / _MIB,
+            "MiB",
+        ),
+    ]
+
+
 def measure_start_latency(
     system: JobSystem, sizes: Sizes, rng: random.Random
 ) -> list[Measurement]:
@@ -274,4 +294,5 @@ WORKLOADS = [
     Workload("redis_memory", measure_redis_memory),
     Workload("drain_small_backlog", measure_small_backlog),
     Workload("drain_large_backlog", measure_large_backlog),
+    Workload("runner_memory", measure_runner_memory),
 ]
