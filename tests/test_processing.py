@@ -320,6 +320,45 @@ def test_unknown_job_type_retried_then_dead(client: Client) -> None:
 
 
 @pytest.mark.parametrize(
+    ("fields", "reason"),
+    [
+        pytest.param({"attempt": "many"}, "field attempt is b'many'", id="attempt"),
+        pytest.param({"reclaims": "x"}, "field reclaims is b'x'", id="reclaims"),
+        pytest.param({"enqueued_at": "soon"}, "field enqueued_at", id="enqueued-at"),
+        pytest.param({"payload": None}, "no payload field", id="no-payload"),
+    ],
+)
+def test_damaged_job_hash_goes_dead(
+    client: Client, fields: dict[str, str | None], reason: str
+) -> None:
+    queue = Queue("raw", QueueConfig(concurrency=2))
+    recorder = Recorder()
+    config = build_config(client, [queue], [Record])
+    keys = QueueKeys.build(client.namespace, queue.name)
+
+    client.enqueue_many(queue, [Record(label=f"before-{i}") for i in range(3)])
+    damaged = client.enqueue(queue, Record(label="damaged"))
+    client.enqueue_many(queue, [Record(label=f"after-{i}") for i in range(3)])
+    for name, value in fields.items():
+        if value is None:
+            client.redis.hdel(keys.job(damaged), name)
+        else:
+            client.redis.hset(keys.job(damaged), name, value)
+    stats = Runner(config, context=recorder).drain(timeout_s=10, include_scheduled=True)
+
+    assert sorted(recorder.events()) == [f"after-{i}" for i in range(3)] + [
+        f"before-{i}" for i in range(3)
+    ]
+    assert stats.dead == 1
+    [dead] = client.dead_jobs(queue)
+    assert dead.id == damaged
+    assert dead.error is not None
+    assert dead.error["type"] == "CorruptJobError"
+    assert reason in dead.error["message"]
+    assert client.stats([queue])[0].running == 0
+
+
+@pytest.mark.parametrize(
     ("payload", "reason"),
     [
         pytest.param(b"{not json", "not valid JSON", id="invalid-json"),

@@ -153,6 +153,9 @@ class JobExecutor:
         return next_jobs[0] if next_jobs else None
 
     def _execute(self, job: ClaimedJob) -> tuple[str, _Outcome]:
+        if job.problem is not None:
+            return "?", _dead("CorruptJobError", f"the job could not be read: {job.problem}")
+
         settings = self.config.settings
         if job.reclaims > settings.max_reclaims:
             reason = (

@@ -29,6 +29,8 @@ class ClaimedJob:
     """A job that this process claimed, with the fields of its hash read in the same call.
 
     `attempt` counts earlier failed attempts; times are milliseconds on the server's clock.
+    `problem` says why the job hash could not be read (a field that is not a number, or no
+    payload), in which case the Runner sends the job to the dead set without running it.
     """
 
     queue: str
@@ -40,6 +42,7 @@ class ClaimedJob:
     due_at_ms: int | None
     signature: bytes | None = None
     state: bytes | None = None
+    problem: str | None = None
 
 
 class Claim(NamedTuple):

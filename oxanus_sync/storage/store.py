@@ -249,7 +249,7 @@ class Storage:
 
         job_id = _text(reply)
         fields = connection.hmget(keys.job_prefix + job_id, _CLAIM_FIELDS)
-        if fields[0] is None:
+        if fields[0] is None and not connection.exists(keys.job_prefix + job_id):
             connection.lrem(processing, 1, job_id)
             return None
         return _parse_claimed(keys, [reply, *fields])[0]
@@ -726,17 +726,19 @@ class Storage:
         dead = []
         replies = zip(ids, pipe.execute(), strict=True)
         for job_id, (payload, attempt, dead_at, error, member) in replies:
-            if payload is not None:
-                dead.append(
-                    DeadJob(
-                        queue=_job_queue(keys, member),
-                        id=job_id,
-                        payload=payload,
-                        attempt=int(attempt or 0),
-                        dead_at_ms=int(dead_at) if dead_at else None,
-                        error=json.loads(error) if error else None,
-                    )
+            if payload is None and dead_at is None:
+                continue  # The hash is gone: the job was deleted after ZREVRANGE.
+            ignored: list[str] = []
+            dead.append(
+                DeadJob(
+                    queue=_job_queue(keys, member),
+                    id=job_id,
+                    payload=payload or b"",
+                    attempt=_number_field("attempt", attempt, ignored) or 0,
+                    dead_at_ms=_number_field("dead_at", dead_at, ignored),
+                    error=json.loads(error) if error else None,
                 )
+            )
         return dead
 
     def dead_retry(self, queue: str, job_ids: Sequence[str]) -> int:
@@ -851,20 +853,35 @@ def _parse_claimed(keys: QueueKeys, raw: Sequence[Any]) -> list[ClaimedJob]:
         entry = raw[i : i + width]
         job_id, payload, attempt, reclaims, enqueued_at, due_at, signature, state = entry[:8]
         member = entry[8] if keys.family else None
+        problems: list[str] = []
+        if payload is None:
+            problems.append("the job hash has no payload field")
         jobs.append(
             ClaimedJob(
                 queue=_job_queue(keys, member),
                 id=job_id.decode(),
-                payload=payload,
-                attempt=int(attempt or 0),
-                reclaims=int(reclaims or 0),
-                enqueued_at_ms=int(enqueued_at) if enqueued_at else None,
-                due_at_ms=int(due_at) if due_at else None,
+                payload=payload or b"",
+                attempt=_number_field("attempt", attempt, problems) or 0,
+                reclaims=_number_field("reclaims", reclaims, problems) or 0,
+                enqueued_at_ms=_number_field("enqueued_at", enqueued_at, problems),
+                due_at_ms=_number_field("due_at", due_at, problems),
                 signature=signature,
                 state=state,
+                problem="; ".join(problems) or None,
             )
         )
     return jobs
+
+
+def _number_field(name: str, value: bytes | None, problems: list[str]) -> int | None:
+    # A job hash damaged by hand must not stop the claim of the jobs beside it.
+    if not value:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        problems.append(f"field {name} is {value!r}, not an integer")
+        return None
 
 
 def _parse_counts(queue: str, raw: Sequence[Any]) -> QueueCounts:

@@ -116,7 +116,9 @@ local function claim_jobs(ready, processing, job_prefix, count, throttle, active
 
     local fields = id and redis.call('HMGET', job_prefix .. id,
       'payload', 'attempt', 'reclaims', 'enqueued_at', 'due_at', 'sig', 'state')
-    if fields and fields[1] then
+    -- A hash without a payload is claimed all the same, so that its Runner sends it to the
+    -- dead set with the reason; only an id whose hash is gone is dropped.
+    if fields and (fields[1] or redis.call('EXISTS', job_prefix .. id) == 1) then
       claimed[#claimed + 1] = id
       for i = 1, 7 do
         claimed[#claimed + 1] = fields[i]
@@ -133,6 +135,14 @@ local function claim_jobs(ready, processing, job_prefix, count, throttle, active
     end
   end
   return claimed, wait_ms
+end
+
+-- Add 1 to the integer field `field` of hash `key`, reading a value that is not an integer
+-- (a hash edited by hand) as 0 instead of failing the script.
+local function increment_field(key, field)
+  local value = (tonumber(redis.call('HGET', key, field) or '0') or 0) + 1
+  redis.call('HSET', key, field, value)
+  return value
 end
 
 -- Drop dead jobs older than `max_age_ms` and the oldest beyond `max_count`, at most 100 a call

@@ -19,7 +19,7 @@ if redis.call('LREM', processing, -1, id) == 0 then
 end
 
 local now = now_ms()
-redis.call('HINCRBY', job_key, 'attempt', 1)
+increment_field(job_key, 'attempt')
 redis.call('HSET', job_key, 'error', ARGV[4])
 redis.call('HINCRBY', stats, 'processed', 1)
 redis.call('HINCRBY', stats, 'failed', 1)

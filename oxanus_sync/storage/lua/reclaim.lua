@@ -31,7 +31,7 @@ for i = 1, #expired, 2 do
     -- A job whose hash is gone was deleted; its id is dropped.
     local job_key = ARGV[2] .. id
     if redis.call('EXISTS', job_key) == 1 then
-      redis.call('HINCRBY', job_key, 'reclaims', 1)
+      increment_field(job_key, 'reclaims')
       redis.call('HSET', job_key, 'ready_at', now)
       push_ready(KEYS[1], KEYS[3], job_key, id, true)
       moved[#moved + 1] = id

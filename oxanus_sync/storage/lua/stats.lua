@@ -34,7 +34,7 @@ local function oldest_age(list)
   local oldest = read(false, 'LINDEX', list, -1)
   if oldest then
     local ready_at = read(false, 'HGET', ARGV[1] .. oldest, 'ready_at')
-    if ready_at then
+    if tonumber(ready_at) then
       return math.max(0, now - tonumber(ready_at))
     end
   end
@@ -81,8 +81,8 @@ for i = 1, #leases, 2 do
 end
 
 local throttle = {}
-local limit = tonumber(read(false, 'HGET', KEYS[9], 'limit') or '0')
-local window_ms = tonumber(read(false, 'HGET', KEYS[9], 'window_ms') or '0')
+local limit = tonumber(read(false, 'HGET', KEYS[9], 'limit') or '0') or 0
+local window_ms = tonumber(read(false, 'HGET', KEYS[9], 'window_ms') or '0') or 0
 if limit > 0 and window_ms > 0 then
   local since = '(' .. (now - window_ms)
   local used = read(0, 'ZCOUNT', KEYS[8], since, '+inf')
