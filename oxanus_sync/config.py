@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 from oxanus_sync.client import Client
 from oxanus_sync.cron import CronJob, MissedPolicy
 from oxanus_sync.errors import ConfigurationError
-from oxanus_sync.queue import Queue, QueueFamily, RetryPolicy
+from oxanus_sync.queue import Queue, QueueFamily, RetryPolicy, validate_queue_name
 from oxanus_sync.validation import check_integer, check_seconds
 from oxanus_sync.worker import Worker
 
@@ -181,7 +181,8 @@ class Config:
         Runner returns, "skip" drops them. See `oxanus_sync.cron` for the expression syntax
         and the daylight-saving rules.
         """
-        queue_name = queue.name if isinstance(queue, Queue) else queue
+        # A member of a queue family is no static queue name, so it is rejected here too.
+        queue_name = queue.name if isinstance(queue, Queue) else validate_queue_name(queue)
         cron_job = CronJob.build(
             expression, job, queue_name, timezone=timezone, name=name, missed=missed
         )

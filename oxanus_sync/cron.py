@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from croniter import croniter
+from croniter import CroniterBadDateError, croniter
 
 from oxanus_sync.errors import ConfigurationError
 from oxanus_sync.worker import Worker
@@ -61,6 +61,10 @@ class CronJob:
             raise ConfigurationError(f"expected a Worker instance to enqueue, got {job!r}")
         if missed not in ("latest", "skip"):
             raise ConfigurationError(f"missed must be 'latest' or 'skip', got {missed!r}")
+        if not isinstance(timezone, str):
+            raise ConfigurationError(
+                f"invalid time zone {timezone!r}: pass an IANA name such as 'Europe/Paris'"
+            )
         try:
             zone = ZoneInfo(timezone)
         except (ZoneInfoNotFoundError, ValueError) as error:
@@ -69,7 +73,7 @@ class CronJob:
             ) from error
 
         digest = hashlib.sha1(f"{expression}|{timezone}".encode()).hexdigest()[:8]
-        return cls(
+        cron_job = cls(
             name=name or f"{job.job_name}@{digest}",
             expression=expression,
             job=job,
@@ -77,6 +81,18 @@ class CronJob:
             timezone=zone,
             missed=missed,
         )
+        cron_job.check_fires()
+        return cron_job
+
+    def check_fires(self) -> None:
+        """Raise `ConfigurationError` if the expression has no tick from now on."""
+        try:
+            self.next_tick(datetime.now(UTC))
+        except CroniterBadDateError as error:
+            raise ConfigurationError(
+                f"cron expression {self.expression!r} never fires from now on (a date such "
+                "as February 30, or a year in the past): fix the expression"
+            ) from error
 
     def next_tick(self, after: datetime) -> datetime:
         """Return the first tick strictly after `after`, as an aware UTC datetime."""

@@ -101,6 +101,49 @@ def test_invalid_cron_raises(expression: str, timezone: str) -> None:
         CronJob.build(expression, Tick(label="x"), "q", timezone=timezone)
 
 
+@pytest.mark.parametrize("expression", ["0 0 30 2 *", "* * * * * * 2020"])
+def test_cron_never_firing_raises(expression: str) -> None:
+    with pytest.raises(ConfigurationError, match="never fires"):
+        CronJob.build(expression, Tick(label="x"), "q")
+
+
+def test_cron_timezone_must_be_text() -> None:
+    with pytest.raises(ConfigurationError, match="invalid time zone None"):
+        CronJob.build("* * * * *", Tick(label="x"), "q", timezone=None)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("queue", ["a b", "tenants[acme]", ""])
+def test_cron_invalid_queue_name_raises(client: Client, queue: str) -> None:
+    config = Config(client=client)
+
+    with pytest.raises(ConfigurationError, match="invalid queue name"):
+        config.register_cron("* * * * *", Tick(label="x"), queue)
+
+
+@pytest.mark.timeout(30)
+def test_exhausted_expression_leaves_others_running(
+    client: Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    recorder = Recorder()
+    config = cron_config(client, "* * * * * *")
+    # Built without CronJob.build, which rejects it: a job whose last tick has passed.
+    exhausted = CronJob(
+        name="exhausted",
+        expression="* * * * * * 2020",
+        job=Tick(label="old"),
+        queue=QUEUE.name,
+        timezone=ZoneInfo("UTC"),
+    )
+    config.cron_jobs[exhausted.name] = exhausted
+
+    with started(Runner(config, context=recorder)):
+        wait_until(lambda: len(recorder) >= 2, 10, "two ticks of the valid job have run")
+
+    assert {label for label, _ in recorder.events()} == {"tick"}
+    assert "periodic job has no more ticks" in caplog.text
+    assert "oxanus-cron: unexpected error" not in caplog.text
+
+
 def test_cron_queue_must_be_registered(client: Client) -> None:
     config = Config(client=client)
     config.register_queue(QUEUE)

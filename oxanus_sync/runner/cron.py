@@ -9,6 +9,8 @@ import uuid
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
+from croniter import CroniterBadDateError
+
 from oxanus_sync.cron import CronJob
 from oxanus_sync.envelope import encode_job
 from oxanus_sync.runner.service import Service
@@ -49,18 +51,34 @@ class CronService(Service):
         if not self._next:
             self._catch_up(now)
 
-        for job in self.jobs:
+        for job in list(self.jobs):
             if now >= self._next[job.name]:
                 self._fire(job, job.latest_tick(now), run=True)
-                self._next[job.name] = job.next_tick(now)
+                self._schedule(job, now)
         self._publish()
 
-        wait_s = min((tick - self._now()).total_seconds() for tick in self._next.values())
+        ticks = [(tick - self._now()).total_seconds() for tick in self._next.values()]
+        wait_s = min(ticks, default=MAX_SLEEP_S)
         self.stopped.wait(min(max(wait_s, 0.0), MAX_SLEEP_S))
+
+    def _schedule(self, job: CronJob, now: datetime) -> None:
+        # An expression limited to some years runs out of ticks; the other jobs go on.
+        try:
+            self._next[job.name] = job.next_tick(now)
+        except CroniterBadDateError:
+            logger.warning(
+                "periodic job has no more ticks and is no longer scheduled name=%s "
+                "expression=%r queue=%s",
+                job.name,
+                job.expression,
+                job.queue,
+            )
+            self.jobs.remove(job)
+            self._next.pop(job.name, None)
 
     def _catch_up(self, now: datetime) -> None:
         # Ticks that passed while no Runner was up: run the latest once, or skip them.
-        for job in self.jobs:
+        for job in list(self.jobs):
             last_ms = self.storage.last_cron_tick(job.queue, job.name)
             latest = job.latest_tick(now)
             if last_ms is not None and _ms(latest) > last_ms:
@@ -70,7 +88,7 @@ class CronService(Service):
                     job.missed,
                 )
                 self._fire(job, latest, run=job.missed == "latest")
-            self._next[job.name] = job.next_tick(now)
+            self._schedule(job, now)
 
     def _fire(self, job: CronJob, tick: datetime, *, run: bool) -> None:
         payload = encode_job(job.job)
