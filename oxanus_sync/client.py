@@ -393,6 +393,15 @@ class Client:
                 f"({error}). If the connection dropped during the call, the change may or may "
                 "not have been applied"
             ) from error
+        except redis.ResponseError as error:
+            if "DB index is out of range" not in str(error):
+                raise
+            database = self.redis.connection_pool.connection_kwargs.get("db", 0)
+            raise ConfigurationError(
+                f"could not {action}: Redis at {describe_server(self.redis)} has no database "
+                f"{database}; use a database number below the server's `databases` setting "
+                "(16 by default), such as redis://host:6379/0"
+            ) from error
 
     # Inspection
 

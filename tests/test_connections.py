@@ -580,3 +580,43 @@ def test_unix_describe_hides_password(unix_server: UnixServer, namespace: str, f
 
     assert server_text == f"unix:{unix_server.socket_path}"
     assert connection_text == f"unix://{unix_server.socket_path}"
+
+
+def test_missing_database_names_fix(redis_url: str) -> None:
+    connection = redis.Redis.from_url(redis_url, db=99)
+    client = Client(connection, namespace="test-missing-db")
+
+    with pytest.raises(ConfigurationError, match="has no database 99"):
+        client.queues()
+    connection.close()
+
+
+@pytest.mark.parametrize(
+    ("policy", "warning"),
+    [
+        ("allkeys-lru", "may evict job keys"),
+        ("volatile-lru", "may evict keys with a time-to-live"),
+        ("noeviction", None),
+    ],
+)
+def test_eviction_policy_warning(
+    policy: str, warning: str | None, caplog: pytest.LogCaptureFixture
+) -> None:
+    server = start_server(extra_args=["--maxmemory-policy", policy])
+    try:
+        client = Client.from_url(server.url, namespace="test-eviction")
+        config = build_config(client, [Queue("eviction")], [Note])
+        with (
+            caplog.at_level(logging.WARNING, logger="oxanus_sync.runner.runner"),
+            started(Runner(config)),
+        ):
+            pass
+        client.close()
+    finally:
+        server.stop()
+
+    if warning is None:
+        assert "maxmemory-policy" not in caplog.text
+    else:
+        assert f"maxmemory-policy is {policy}" in caplog.text
+        assert warning in caplog.text

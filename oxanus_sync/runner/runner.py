@@ -340,6 +340,13 @@ class Runner:
                 "and lose jobs; set it to noeviction",
                 policy,
             )
+        elif "volatile" in policy:
+            logger.warning(
+                "Redis maxmemory-policy is %s: under memory pressure Redis may evict keys with "
+                "a time-to-live, such as throttle windows and RQ-layer job records and results; "
+                "set it to noeviction",
+                policy,
+            )
 
     # Signals
 
