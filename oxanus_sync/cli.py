@@ -160,6 +160,7 @@ def _add_connection_options(parser: argparse.ArgumentParser, *, namespace_defaul
     )
     parser.add_argument(
         "--namespace",
+        type=_namespace,
         metavar="NS",
         help=f"key prefix of the jobs in Redis (default: {namespace_default})",
     )
@@ -171,6 +172,12 @@ def _add_connection_options(parser: argparse.ArgumentParser, *, namespace_defaul
         help="time to wait for a connection to the Redis server given by --url, in seconds "
         f"(default: {DEFAULT_CONNECT_TIMEOUT_S:g})",
     )
+
+
+def _namespace(text: str) -> str:
+    if not text:
+        raise argparse.ArgumentTypeError("invalid namespace '': give a non-empty key prefix")
+    return text
 
 
 def _positive_seconds(text: str) -> float:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import time
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime, timedelta
@@ -37,6 +38,7 @@ from oxanus_sync.storage.keys import DEFAULT_NAMESPACE
 from oxanus_sync.storage.records import DeadJob, NewJob, ProcessRecord, QueueCounts
 from oxanus_sync.storage.store import PartialEnqueue, Storage
 from oxanus_sync.unique import Enqueued, EnqueueOutcome, unique_field
+from oxanus_sync.validation import check_integer
 from oxanus_sync.worker import Worker
 
 Delay = float | int | timedelta
@@ -91,9 +93,10 @@ class Client:
         wait_timeout_ms: int = DEFAULT_WAIT_TIMEOUT_MS,
     ) -> None:
         _check_connection(connection)
-        if not namespace or "{" in namespace or "}" in namespace:
+        if not _valid_namespace(namespace):
             raise ConfigurationError(
-                f"invalid namespace {namespace!r}: use a non-empty name without braces"
+                f"invalid namespace {namespace!r}: use a non-empty name without braces or "
+                "whitespace"
             )
         if not isinstance(max_payload_bytes, int) or max_payload_bytes < 1:
             raise ConfigurationError(
@@ -461,18 +464,22 @@ class Client:
         A queue family keeps one dead set for all its members, so a family or any of its
         members lists the dead jobs of every member. `DeadJob.queue` names each job's member.
         """
+        check_integer("offset", offset, minimum=0)
+        check_integer("limit", limit, minimum=0)
         with self._redis_errors("list dead jobs"):
             return self.storage.dead_jobs(_queue_name(queue), offset, limit)
 
     def retry_dead(self, queue: QueueRef, job_ids: Sequence[str]) -> int:
         """Move dead jobs back to the ready list with a fresh retry budget; return how many."""
+        ids = _job_ids(job_ids)
         with self._redis_errors("retry dead jobs"):
-            return self.storage.dead_retry(_queue_name(queue), job_ids)
+            return self.storage.dead_retry(_queue_name(queue), ids)
 
     def delete_dead(self, queue: QueueRef, job_ids: Sequence[str]) -> int:
         """Delete dead jobs; return how many were deleted."""
+        ids = _job_ids(job_ids)
         with self._redis_errors("delete dead jobs"):
-            return self.storage.dead_delete(_queue_name(queue), job_ids)
+            return self.storage.dead_delete(_queue_name(queue), ids)
 
     def purge_dead(self, queue: QueueRef) -> int:
         """Delete every dead job of `queue`; return how many were deleted."""
@@ -602,6 +609,28 @@ _OUTCOMES = {
 }
 
 
+def _job_ids(job_ids: object) -> list[str]:
+    # A single id string would otherwise be read as a sequence of one-letter ids.
+    if isinstance(job_ids, str | bytes) or not isinstance(job_ids, Iterable):
+        raise ConfigurationError(
+            f"job_ids must be a list of job ids, got {job_ids!r}; for one job pass [job_id]"
+        )
+    ids = list(job_ids)
+    for job_id in ids:
+        if not isinstance(job_id, str):
+            raise ConfigurationError(f"invalid job id {job_id!r}: job ids are strings")
+    return ids
+
+
+def _valid_namespace(namespace: object) -> bool:
+    # Braces would change the Redis Cluster hash tag of every key; whitespace breaks the CLI.
+    return (
+        isinstance(namespace, str)
+        and bool(namespace)
+        and not any(character in "{}" or character.isspace() for character in namespace)
+    )
+
+
 def _queue_name(queue: QueueRef) -> str:
     return resolve_queue_name(queue)
 
@@ -646,4 +675,9 @@ def _timestamp_ms(when: datetime) -> int:
             "pass an aware one, for example datetime.now(timezone.utc) + timedelta(minutes=5) "
             "or when.replace(tzinfo=ZoneInfo('Europe/Paris'))"
         )
-    return round(when.timestamp() * 1000)
+    due_ms = round(when.timestamp() * 1000)
+    if due_ms > (time.time() + MAX_DELAY_S) * 1000:
+        raise EnqueueError(
+            f"invalid time {when.isoformat()}: more than 100 years ahead; pass a nearer time"
+        )
+    return due_ms

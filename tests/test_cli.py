@@ -269,11 +269,12 @@ def test_worker_unreachable_redis(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
-def test_worker_invalid_namespace(redis_url: str) -> None:
-    result = run_cli("worker", "tests.cli_app:config", "--url", redis_url, "--namespace", "{x}")
+@pytest.mark.parametrize("namespace", ["{x}", "", "a b"])
+def test_worker_invalid_namespace(redis_url: str, namespace: str) -> None:
+    result = run_cli("worker", "tests.cli_app:config", "--url", redis_url, "--namespace", namespace)
 
     assert result.returncode == 2
-    assert "'{x}'" in result.stderr
+    assert f"invalid namespace {namespace!r}" in result.stderr
 
 
 # info

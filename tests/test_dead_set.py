@@ -7,7 +7,16 @@ from collections.abc import Iterator
 
 import pytest
 
-from oxanus_sync import Client, Context, Queue, QueueConfig, Runner, RunnerSettings, Worker
+from oxanus_sync import (
+    Client,
+    ConfigurationError,
+    Context,
+    Queue,
+    QueueConfig,
+    Runner,
+    RunnerSettings,
+    Worker,
+)
 from oxanus_sync.runner import RunnerStats
 from oxanus_sync.storage.keys import QueueKeys
 from tests.helpers import Recorder, build_config, wait_until
@@ -250,3 +259,17 @@ def test_dead_set_bounded_by_age(client: Client) -> None:
     assert still_listed == [old_id]
     assert [job.id for job in client.dead_jobs(QUEUE)] == [new_id]
     assert client.job(QUEUE, old_id) == {}
+
+
+@pytest.mark.parametrize("job_ids", ["abc", b"abc", 7, [1, 2]])
+def test_dead_api_rejects_non_list_ids(client: Client, job_ids: object) -> None:
+    with pytest.raises(ConfigurationError, match="job"):
+        client.retry_dead(QUEUE, job_ids)  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="job"):
+        client.delete_dead(QUEUE, job_ids)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("offset", "limit"), [(-1, 10), (0, -1), (0, 2.5)])
+def test_dead_jobs_rejects_bad_range(client: Client, offset: object, limit: object) -> None:
+    with pytest.raises(ConfigurationError, match="must be an integer of at least 0"):
+        client.dead_jobs(QUEUE, offset=offset, limit=limit)  # type: ignore[arg-type]

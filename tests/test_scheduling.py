@@ -202,3 +202,10 @@ def test_drain_leaves_future_jobs(client: Client) -> None:
     assert [label for label, _, _ in recorder.events()] == ["now"]
     [counts] = client.stats([QUEUE])
     assert counts.scheduled == 1
+
+
+def test_enqueue_at_far_future_raises(client: Client) -> None:
+    far = datetime(9999, 1, 1, tzinfo=UTC)
+
+    with pytest.raises(EnqueueError, match="more than 100 years ahead"):
+        client.enqueue_at(QUEUE, Stamp(label="far"), far)
