@@ -20,9 +20,12 @@ import atexit
 import importlib.util
 import logging
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -481,3 +484,21 @@ def _find_free_port() -> int:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]
     return port
+
+
+def main() -> None:
+    """Start a private server for trying oxanus_sync, print its URL, stop it on Ctrl-C."""
+    # SIGTERM leaves through SystemExit too, so the server stops and its directory goes.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
+    try:
+        with find_or_start(None) as server:
+            print(f"{server.url}\n{server.source}; press Ctrl-C to stop it", flush=True)
+            threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    except DevServerError as error:
+        sys.exit(f"error: {error}")
+
+
+if __name__ == "__main__":
+    main()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib.util
 import shutil
+import signal
+import subprocess
 import sys
 from pathlib import Path
 
@@ -178,3 +180,23 @@ def test_embedded_valkey_serves_and_stops() -> None:
         server.stop()
 
     assert not socket_path.parent.exists()
+
+
+@pytest.mark.timeout(30)
+def test_main_prints_url_and_stops_on_sigterm() -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "oxanus_sync.devserver"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    url = process.stdout.readline().strip()
+
+    with redis.Redis.from_url(url) as connection:
+        assert connection.ping()
+    process.send_signal(signal.SIGTERM)
+
+    assert process.wait(timeout=20) == 0
+    process.stdout.close()
+    if url.startswith("unix://"):
+        assert not Path(url.removeprefix("unix://")).parent.exists()
