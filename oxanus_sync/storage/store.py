@@ -772,11 +772,15 @@ class Storage:
 
 
 def _single_connection_client(pool: redis.ConnectionPool, options: dict[str, Any]) -> redis.Redis:
-    """Open one connection with `options`, to the server that `pool` connects to, in a pool of
-    its own that the returned client closes.
+    """Open a connection with `options`, to the server that `pool` connects to, in a pool of
+    its own that the returned client closes. One thread uses the client, so the pool holds one
+    connection.
 
     A Sentinel-managed pool gets a Sentinel-managed copy, which queries the Sentinels for
-    the current primary at each connect, so the connection follows a failover.
+    the current primary at each connect, so the connection follows a failover. The client
+    takes its connection from the pool for each command rather than keeping one
+    (`single_connection_client`): redis-py 8.2 reconnects a kept connection to the address it
+    had, so after a Sentinel failover it kept reaching the demoted primary.
     """
     own_pool: redis.ConnectionPool
     if isinstance(pool, SentinelConnectionPool):
@@ -792,8 +796,10 @@ def _single_connection_client(pool: redis.ConnectionPool, options: dict[str, Any
         )
     else:
         own_pool = redis.ConnectionPool(connection_class=pool.connection_class, **options)
-    client = redis.Redis(connection_pool=own_pool, single_connection_client=True)
+    client = redis.Redis(connection_pool=own_pool)
     client.auto_close_connection_pool = True
+    # Connect now, so that a missing permission for CLIENT SETNAME shows here.
+    client.ping()
     return client
 
 
