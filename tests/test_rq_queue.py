@@ -51,6 +51,20 @@ def test_enqueue_returns_queued_job(client: Client) -> None:
     assert queue.job_ids == [job.id]
 
 
+def test_generated_job_id_is_uuid_string(client: Client) -> None:
+    job = Queue("default", connection=client).enqueue(rq_jobs.add, 1)
+
+    assert str(uuid.UUID(job.id)) == job.id
+
+
+def test_no_timeout_reads_minus_one(client: Client) -> None:
+    queue = Queue("default", connection=client)
+    job = queue.enqueue(rq_jobs.add, 1, job_timeout=-1)
+
+    assert job.timeout == -1
+    assert Job.fetch(job.id, client).timeout == -1
+
+
 def test_reserved_keywords_are_options(client: Client) -> None:
     queue = Queue("default", connection=client)
     job = queue.enqueue(
@@ -194,6 +208,19 @@ def test_enqueue_at_and_in_are_scheduled(client: Client) -> None:
     assert abs(registry.get_scheduled_time(at_job) - later) < timedelta(seconds=1)
 
 
+def test_scheduled_job_has_no_enqueue_time(client: Client) -> None:
+    queue = Queue("default", connection=client)
+    job = queue.enqueue_at(datetime.now(UTC) - timedelta(minutes=1), rq_jobs.add, 1)
+
+    assert job.enqueued_at is None
+    assert Job.fetch(job.id, client).enqueued_at is None
+    before_run = datetime.now(UTC) - timedelta(seconds=1)
+    assert burst([queue], client, with_scheduler=True)
+    enqueued_at = Job.fetch(job.id, client).enqueued_at
+    assert enqueued_at is not None
+    assert enqueued_at >= before_run
+
+
 def test_past_enqueue_at_runs(client: Client) -> None:
     queue = Queue("default", connection=client)
     job = queue.enqueue_at(datetime.now(UTC) - timedelta(minutes=1), rq_jobs.add, 1, 2)
@@ -231,7 +258,9 @@ def test_enqueue_many_mixed_dependencies(client: Client) -> None:
     statuses = [job.get_status() for job in jobs]
     assert statuses == [JobStatus.QUEUED, JobStatus.DEFERRED, JobStatus.QUEUED]
     assert queue.job_ids == [jobs[2].id, jobs[0].id]
-    assert all(job.enqueued_at is not None for job in jobs)
+    assert jobs[0].enqueued_at is not None
+    assert jobs[1].enqueued_at is None
+    assert jobs[2].enqueued_at is not None
     assert jobs[1].dependency_ids == [parent.id]
 
 

@@ -148,7 +148,7 @@ class Enqueuer:
 
         meta = dict(options.meta or {})
         entry = RQEnqueue(
-            job_id=job_id or uuid.uuid4().hex,
+            job_id=job_id or str(uuid.uuid4()),
             payload=payload,
             signature=self.client.signer.sign(payload) if self.client.signer else b"",
             mode="now" if options.due_ms is None else "at",
@@ -203,10 +203,12 @@ class Enqueuer:
             fields = {
                 "payload": entry.payload,
                 "status": _STATUS_OF_MODE[entry.mode].encode(),
-                "enqueued_at": str(enqueued_at).encode(),
                 "meta": entry.meta_json.encode(),
                 "retries_left": str(entry.retries_left).encode(),
             }
+            # As in RQ, a scheduled or deferred job has no enqueue time until it is queued.
+            if entry.mode in ("now", "inline"):
+                fields["enqueued_at"] = str(enqueued_at).encode()
             results.append(
                 Job(
                     entry.job_id,
