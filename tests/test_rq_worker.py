@@ -93,6 +93,27 @@ def test_failure_goes_to_failed_registry(client: Client) -> None:
     assert job.return_value() is None
 
 
+def test_exc_info_read_from_redis(client: Client) -> None:
+    queue = Queue("default", connection=client)
+    job = queue.enqueue(rq_jobs.fail, "stale")
+    burst([queue], client)
+
+    # The object from enqueue() was not refreshed; RQ reads exc_info from the results anyway.
+    assert "ValueError: stale" in (job.exc_info or "")
+    job.requeue()
+    assert "ValueError: stale" in (job.exc_info or "")
+
+
+def test_exc_info_none_while_retry_waits(client: Client) -> None:
+    queue = Queue("default", connection=client)
+    job = queue.enqueue(rq_jobs.fail, retry=Retry(max=1, interval=600))
+    burst([queue], client)
+
+    assert job.get_status() == JobStatus.SCHEDULED
+    assert job.exc_info is None
+    assert job.latest_result() is None
+
+
 def test_failed_job_shows_as_dead_in_stats(client: Client) -> None:
     queue = Queue("default", connection=client)
     queue.enqueue(rq_jobs.fail)

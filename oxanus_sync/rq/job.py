@@ -48,6 +48,11 @@ class JobStatus(StrEnum):
     SCHEDULED = "scheduled"
     STOPPED = "stopped"
     CANCELED = "canceled"
+    # RQ 3.0 has these members too. Jobs of this layer never take these statuses, but code
+    # that names them keeps importing.
+    CREATED = "created"
+    RATE_LIMITED = "rate_limited"
+    READY_TO_ENQUEUE = "ready_to_enqueue"
 
 
 def get_current_job() -> Job | None:
@@ -158,7 +163,8 @@ class Job:
 
     @property
     def timeout(self) -> int | None:
-        return None if self._call.timeout == -1 else self._call.timeout
+        """The job timeout in seconds, -1 for no limit."""
+        return self._call.timeout
 
     @property
     def result_ttl(self) -> int | None:
@@ -244,8 +250,12 @@ class Job:
 
     @property
     def exc_info(self) -> str | None:
-        value = self._fields.get("exc_info")
-        return value.decode("utf-8", "replace") if value else None
+        """The traceback of the latest result, read from Redis, or None.
+
+        As in RQ, a job waiting for a retry, or one that succeeded after a failure, has none.
+        """
+        latest = self.latest_result()
+        return latest.exc_string if latest is not None else None
 
     def get_status(self, refresh: bool = True) -> JobStatus:
         """Return the status; raise `InvalidJobOperation` when the job no longer exists."""

@@ -68,8 +68,8 @@ class BaseRegistry:
         """Drop expired entries; reads already do, so this only exists for RQ compatibility."""
         self.get_job_ids()
 
-    def remove(self, job: Job | str, delete_job: bool = False) -> None:
-        """Remove the job from this registry.
+    def remove(self, job: Job | str, delete_job: bool = False) -> int:
+        """Remove the job from this registry; return 1 when it was there, else 0, as RQ does.
 
         The failed and scheduled registries remove a job only by deleting it, and the started
         registry cannot remove a running job.
@@ -82,9 +82,10 @@ class BaseRegistry:
                 "cancel or delete it instead"
             )
         if delete_job or self.registry in ("failed", "scheduled"):
+            present = job_id in self
             store.delete(self.name, job_id)
-            return
-        store.remove_from_registry(self.name, self.registry, job_id)
+            return int(present)
+        return int(store.remove_from_registry(self.name, self.registry, job_id))
 
     def get_expiration_time(self, job: Job | str) -> datetime | None:
         job_id = job if isinstance(job, str) else job.id
