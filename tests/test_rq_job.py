@@ -236,6 +236,21 @@ def test_registry_remove_returns_count(client: Client) -> None:
     assert not Job.exists(failed.id, client)
 
 
+def test_failed_registry_remove_keeps_job(client: Client) -> None:
+    queue = Queue("default", connection=client)
+    job = queue.enqueue(rq_jobs.fail)
+    burst([queue], client)
+
+    assert queue.failed_job_registry.remove(job) == 1
+    assert job.id not in queue.failed_job_registry
+    assert job.get_status() == JobStatus.FAILED
+    assert Job.fetch(job.id, client).is_failed
+    with pytest.raises(InvalidJobOperation):
+        job.requeue()
+    (counts,) = client.stats(["default"])
+    assert counts.dead == 0
+
+
 def test_registries_by_name(client: Client) -> None:
     queue = Queue("default", connection=client)
     done = queue.enqueue(rq_jobs.add, 1)

@@ -71,8 +71,9 @@ class BaseRegistry:
     def remove(self, job: Job | str, delete_job: bool = False) -> int:
         """Remove the job from this registry; return 1 when it was there, else 0, as RQ does.
 
-        The failed and scheduled registries remove a job only by deleting it, and the started
-        registry cannot remove a running job.
+        The job keeps its record and status unless `delete_job` is true. The scheduled registry
+        removes a job only by deleting it, because a scheduled id left out of it would never
+        run, and the started registry cannot remove a running job.
         """
         job_id = job if isinstance(job, str) else job.id
         store = rq_storage(self._client)
@@ -81,7 +82,7 @@ class BaseRegistry:
                 f"job {job_id!r} is running and cannot be removed from the started registry; "
                 "cancel or delete it instead"
             )
-        if delete_job or self.registry in ("failed", "scheduled"):
+        if delete_job or self.registry == "scheduled":
             present = job_id in self
             store.delete(self.name, job_id)
             return int(present)

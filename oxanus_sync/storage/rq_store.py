@@ -412,7 +412,14 @@ class RQStorage:
         return [_text(job_id) for ids in pipe.execute() for job_id in ids]
 
     def remove_from_registry(self, queue: str, registry: str, job_id: str) -> bool:
-        _, rq_keys = self.keys(queue)
+        """Remove `job_id` from a finished, deferred, canceled or failed registry, keeping its
+        record; return whether it was there."""
+        keys, rq_keys = self.keys(queue)
+        if registry == "failed":
+            removed = self._script["rq_remove_failed"](
+                self.redis, [keys.dead, keys.job(job_id)], [job_id]
+            )
+            return bool(removed)
         key = {
             "finished": rq_keys.finished,
             "deferred": rq_keys.deferred,
