@@ -320,3 +320,35 @@ def test_inline_failure_not_raised_nor_retried(client: Client) -> None:
     result = job.latest_result()
     assert result is not None
     assert "ValueError: inline" in (result.exc_string or "")
+
+
+def test_inline_queue_worker_name(client: Client) -> None:
+    job = Queue("default", connection=client, is_async=False).enqueue(rq_jobs.add, 1)
+
+    assert job.worker_name == "sync"
+
+
+def test_inline_queue_keeps_schedule(client: Client) -> None:
+    queue = Queue("default", connection=client, is_async=False)
+    job = queue.enqueue_in(timedelta(minutes=5), rq_jobs.add, 1)
+
+    assert job.get_status() == JobStatus.SCHEDULED
+    assert job.id in queue.scheduled_job_registry
+    assert job.latest_result() is None
+
+
+def test_inline_queue_defers_dependent(client: Client) -> None:
+    parent = Queue("parents", connection=client).enqueue(rq_jobs.add, 1)
+    queue = Queue("default", connection=client, is_async=False)
+    child = queue.enqueue(rq_jobs.add, 2, depends_on=parent)
+
+    assert child.get_status() == JobStatus.DEFERRED
+    assert child.id in queue.deferred_job_registry
+    # The released dependent waits in its queue for a worker, as in RQ.
+    assert burst(["parents"], client)
+    assert child.get_status() == JobStatus.QUEUED
+    assert queue.job_ids == [child.id]
+
+    finished_parent = Queue("default", connection=client, is_async=False)
+    after = finished_parent.enqueue(rq_jobs.add, 3, depends_on=parent)
+    assert after.get_status() == JobStatus.FINISHED

@@ -164,14 +164,17 @@ class Enqueuer:
         entry = job.entry
         for parent in job.refs:
             self.store.add_dependent(parent, (self.queue, entry.job_id))
-        if inline:
+        # As in RQ, a queue with is_async=False runs a job at once only when it would be
+        # queued: a scheduled job waits for its time, and a deferred one is queued for a
+        # worker when its dependencies finish.
+        if job.refs and not dependencies_met(self.store, job.call):
+            entry = replace(entry, mode="deferred")
+        elif inline and entry.mode == "now":
             # NOTE: an inline job sits in a processing list that no lease covers while it
             # runs, so if this process dies then, no worker takes it back.
             entry = replace(
                 entry, mode="inline", inline_process_id=f"inline-{secrets.token_hex(8)}"
             )
-        elif job.refs and not dependencies_met(self.store, job.call):
-            entry = replace(entry, mode="deferred")
         job = replace(job, entry=entry)
 
         (stored,) = self._store([job])

@@ -18,6 +18,9 @@ class Result:
         FAILED = 2
         STOPPED = 3
         RETRIED = 4
+        # RQ 3.0 records this for jobs that returned Retry, which this layer does not support,
+        # so no stored result has this type.
+        MAX_RETRIES_EXCEEDED = 5
 
     def __init__(self, job_id: str, stored: RQResult, return_value: Any) -> None:
         self.job_id = job_id
