@@ -340,3 +340,14 @@ def test_ttl_expired_job_never_runs(client: Client) -> None:
     wait_until(lambda: not Job.exists(job.id, client), 20, "the job's ttl expired")
     assert burst([queue], client) is False
     assert queue.count == 0
+
+
+def test_status_text_forms(client: Client) -> None:
+    job = Queue("default", connection=client).enqueue(rq_jobs.add, 1)
+    status = job.get_status()
+
+    # JobStatus mixes str into Enum as RQ 3.0 does: equal to its value, named by str().
+    assert status == "queued"
+    assert status.value == "queued"
+    assert str(status) == "JobStatus.QUEUED"
+    assert f"{status}" == "JobStatus.QUEUED"

@@ -104,6 +104,20 @@ def test_exc_info_read_from_redis(client: Client) -> None:
     assert "ValueError: stale" in (job.exc_info or "")
 
 
+def test_result_type_is_plain_enum(client: Client) -> None:
+    queue = Queue("default", connection=client)
+    job = queue.enqueue(rq_jobs.add, 1)
+    burst([queue], client)
+    result = job.latest_result()
+
+    assert result is not None
+    assert result.type == Result.Type.SUCCESSFUL
+    assert result.type.value == 1
+    assert str(result.type) == "Type.SUCCESSFUL"
+    with pytest.raises(TypeError):
+        int(result.type)
+
+
 def test_exc_info_none_while_retry_waits(client: Client) -> None:
     queue = Queue("default", connection=client)
     job = queue.enqueue(rq_jobs.fail, retry=Retry(max=1, interval=600))

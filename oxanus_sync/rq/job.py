@@ -7,7 +7,7 @@ import json
 import threading
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from enum import StrEnum
+from enum import Enum
 from typing import Any
 
 from oxanus_sync.client import Client
@@ -39,7 +39,10 @@ _current_job: contextvars.ContextVar[Job | None] = contextvars.ContextVar(
 _json_decoder = json.JSONDecoder(object_hook=from_json_object)
 
 
-class JobStatus(StrEnum):
+class JobStatus(str, Enum):  # noqa: UP042 (str() must give "JobStatus.X", as in RQ)
+    """A job's status. It compares equal to its value, such as "queued", but str() and
+    f-strings give the member name, such as "JobStatus.QUEUED", as in RQ 3.0."""
+
     QUEUED = "queued"
     FINISHED = "finished"
     FAILED = "failed"
@@ -328,7 +331,7 @@ class Job:
         if self._return_value is not None and not refresh:
             return self._return_value
         for stored in self._store.results(self.origin, self.id, 10):
-            if stored.type == Result.Type.SUCCESSFUL:
+            if stored.type == Result.Type.SUCCESSFUL.value:
                 self._return_value = self._result(stored).return_value
                 return self._return_value
         return None
