@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -372,3 +373,21 @@ def test_canceled_job_sees_stop_request(client: Client, namespace: str) -> None:
         wait_until(lambda: len(queue.started_job_registry) == 0, 20, "the job returned")
     assert job.get_status() == JobStatus.CANCELED
     assert job.return_value() is None
+
+
+@pytest.mark.parametrize("queue_names", [["only"], ["high", "low"]])
+def test_idle_worker_waits_and_stops(client: Client, queue_names: list[str]) -> None:
+    # BLMOVE waits up to block_timeout_s; stopping must wake it instead of waiting that long.
+    settings = dataclasses.replace(FAST, block_timeout_s=120.0)
+    worker = Worker(queue_names, connection=client, settings=settings)
+    thread = threading.Thread(target=worker.work, name="rq-idle-worker")
+    thread.start()
+    try:
+        wait_until(lambda: client.processes(), 20, "the worker registered")
+        for name in reversed(queue_names):
+            job = Queue(name, connection=client).enqueue(rq_jobs.add, 1, 2)
+            wait_until(lambda job=job: job.is_finished, 20, f"the job of {name} ran")
+    finally:
+        worker.request_stop()
+        thread.join(timeout=30)
+    assert not thread.is_alive(), "the idle worker did not stop within 30 s"
