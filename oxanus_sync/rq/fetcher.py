@@ -114,7 +114,7 @@ class PriorityFetcher(Service):
         self.pool.submit(self._run, job)
 
     def _claim_or_wait(self) -> ClaimedJob | None:
-        """Claim from the first queue with a ready job, or wait for one as the module says."""
+        """Claim from the first queue with a ready job, or block until a job may be ready."""
         job, all_empty = self._claim_first()
         if job is not None or self.stopped.is_set():
             return job

@@ -302,9 +302,9 @@ class RQStorage:
     def record(self, queue: str, job_id: str) -> dict[str, bytes]:
         """Return the job's RQ record, {} when it is gone.
 
-        The scheduler moves due jobs to the ready list without touching records, so a
-        "scheduled" status is read as "queued" once the id has left the scheduled and retry sets,
-        with the time it entered the ready list as `enqueued_at` when the record has none.
+        The scheduler moves due jobs to the ready list without touching records. So a
+        "scheduled" status is read as "queued" once the id has left the scheduled and retry
+        sets, and a record without `enqueued_at` gets the time the id entered the ready list.
         """
         keys, rq_keys = self.keys(queue)
         pipe = self.redis.pipeline(transaction=False)
