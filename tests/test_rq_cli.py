@@ -146,6 +146,21 @@ def test_empty_prints_count(
     assert queue.count == 0
 
 
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("--max-jobs", "-1", "invalid number '-1': must be 1 or more"),
+        ("--max-jobs", "x", "invalid number 'x'"),
+        ("--max-idle-time", "-5", "invalid number of seconds '-5': must be above 0"),
+    ],
+)
+def test_worker_rejects_bad_limits(
+    redis_url: str, option: str, value: str, message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["rq", "worker", "--burst", "--url", redis_url, option, value]) == 2
+    assert message in capsys.readouterr().err
+
+
 def test_worker_without_url(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -42,6 +42,9 @@ def test_job_status_values() -> None:
         "scheduled",
         "stopped",
         "canceled",
+        "created",
+        "rate_limited",
+        "ready_to_enqueue",
     ]
 
 
@@ -143,6 +146,21 @@ def test_dependency_defers_until_finished(client: Client) -> None:
     assert child.get_status() == JobStatus.DEFERRED
 
 
+def test_deferred_job_enqueue_time(client: Client) -> None:
+    queue = Queue("default", connection=client)
+    parent = queue.enqueue(rq_jobs.add, 1)
+    child = queue.enqueue(rq_jobs.add, 2, depends_on=parent)
+
+    assert child.enqueued_at is None
+    assert Job.fetch(child.id, client).enqueued_at is None
+    burst([queue], client)
+    released = Job.fetch(child.id, client)
+    assert released.get_status() == JobStatus.FINISHED
+    assert released.enqueued_at is not None
+    assert parent.enqueued_at is not None
+    assert released.enqueued_at >= parent.enqueued_at
+
+
 def test_dependency_released_after_parent(client: Client, namespace: str) -> None:
     queue = Queue("default", connection=client)
     log = f"{namespace}:log"
@@ -198,6 +216,39 @@ def test_dependency_at_front(client: Client) -> None:
     burst([queue], client, max_jobs=1)
     assert parent.is_finished
     assert queue.job_ids == [child.id, waiting.id]
+
+
+def test_registry_remove_returns_count(client: Client) -> None:
+    queue = Queue("default", connection=client)
+    done = queue.enqueue(rq_jobs.add, 1)
+    failed = queue.enqueue(rq_jobs.fail)
+    burst([queue], client)
+    canceled = queue.enqueue(rq_jobs.add, 2)
+    canceled.cancel()
+
+    assert queue.finished_job_registry.remove(done) == 1
+    assert queue.finished_job_registry.remove(done.id) == 0
+    assert done.get_status() == JobStatus.FINISHED
+    assert queue.canceled_job_registry.remove(canceled) == 1
+    assert canceled.get_status() == JobStatus.CANCELED
+    assert queue.failed_job_registry.remove(failed, delete_job=True) == 1
+    assert queue.failed_job_registry.remove(failed, delete_job=True) == 0
+    assert not Job.exists(failed.id, client)
+
+
+def test_failed_registry_remove_keeps_job(client: Client) -> None:
+    queue = Queue("default", connection=client)
+    job = queue.enqueue(rq_jobs.fail)
+    burst([queue], client)
+
+    assert queue.failed_job_registry.remove(job) == 1
+    assert job.id not in queue.failed_job_registry
+    assert job.get_status() == JobStatus.FAILED
+    assert Job.fetch(job.id, client).is_failed
+    with pytest.raises(InvalidJobOperation):
+        job.requeue()
+    (counts,) = client.stats(["default"])
+    assert counts.dead == 0
 
 
 def test_registries_by_name(client: Client) -> None:
@@ -289,3 +340,14 @@ def test_ttl_expired_job_never_runs(client: Client) -> None:
     wait_until(lambda: not Job.exists(job.id, client), 20, "the job's ttl expired")
     assert burst([queue], client) is False
     assert queue.count == 0
+
+
+def test_status_text_forms(client: Client) -> None:
+    job = Queue("default", connection=client).enqueue(rq_jobs.add, 1)
+    status = job.get_status()
+
+    # JobStatus mixes str into Enum as RQ 3.0 does: equal to its value, named by str().
+    assert status == "queued"
+    assert status.value == "queued"
+    assert str(status) == "JobStatus.QUEUED"
+    assert f"{status}" == "JobStatus.QUEUED"

@@ -51,6 +51,20 @@ def test_enqueue_returns_queued_job(client: Client) -> None:
     assert queue.job_ids == [job.id]
 
 
+def test_generated_job_id_is_uuid_string(client: Client) -> None:
+    job = Queue("default", connection=client).enqueue(rq_jobs.add, 1)
+
+    assert str(uuid.UUID(job.id)) == job.id
+
+
+def test_no_timeout_reads_minus_one(client: Client) -> None:
+    queue = Queue("default", connection=client)
+    job = queue.enqueue(rq_jobs.add, 1, job_timeout=-1)
+
+    assert job.timeout == -1
+    assert Job.fetch(job.id, client).timeout == -1
+
+
 def test_reserved_keywords_are_options(client: Client) -> None:
     queue = Queue("default", connection=client)
     job = queue.enqueue(
@@ -194,6 +208,19 @@ def test_enqueue_at_and_in_are_scheduled(client: Client) -> None:
     assert abs(registry.get_scheduled_time(at_job) - later) < timedelta(seconds=1)
 
 
+def test_scheduled_job_has_no_enqueue_time(client: Client) -> None:
+    queue = Queue("default", connection=client)
+    job = queue.enqueue_at(datetime.now(UTC) - timedelta(minutes=1), rq_jobs.add, 1)
+
+    assert job.enqueued_at is None
+    assert Job.fetch(job.id, client).enqueued_at is None
+    before_run = datetime.now(UTC) - timedelta(seconds=1)
+    assert burst([queue], client, with_scheduler=True)
+    enqueued_at = Job.fetch(job.id, client).enqueued_at
+    assert enqueued_at is not None
+    assert enqueued_at >= before_run
+
+
 def test_past_enqueue_at_runs(client: Client) -> None:
     queue = Queue("default", connection=client)
     job = queue.enqueue_at(datetime.now(UTC) - timedelta(minutes=1), rq_jobs.add, 1, 2)
@@ -231,7 +258,9 @@ def test_enqueue_many_mixed_dependencies(client: Client) -> None:
     statuses = [job.get_status() for job in jobs]
     assert statuses == [JobStatus.QUEUED, JobStatus.DEFERRED, JobStatus.QUEUED]
     assert queue.job_ids == [jobs[2].id, jobs[0].id]
-    assert all(job.enqueued_at is not None for job in jobs)
+    assert jobs[0].enqueued_at is not None
+    assert jobs[1].enqueued_at is None
+    assert jobs[2].enqueued_at is not None
     assert jobs[1].dependency_ids == [parent.id]
 
 
@@ -291,3 +320,35 @@ def test_inline_failure_not_raised_nor_retried(client: Client) -> None:
     result = job.latest_result()
     assert result is not None
     assert "ValueError: inline" in (result.exc_string or "")
+
+
+def test_inline_queue_worker_name(client: Client) -> None:
+    job = Queue("default", connection=client, is_async=False).enqueue(rq_jobs.add, 1)
+
+    assert job.worker_name == "sync"
+
+
+def test_inline_queue_keeps_schedule(client: Client) -> None:
+    queue = Queue("default", connection=client, is_async=False)
+    job = queue.enqueue_in(timedelta(minutes=5), rq_jobs.add, 1)
+
+    assert job.get_status() == JobStatus.SCHEDULED
+    assert job.id in queue.scheduled_job_registry
+    assert job.latest_result() is None
+
+
+def test_inline_queue_defers_dependent(client: Client) -> None:
+    parent = Queue("parents", connection=client).enqueue(rq_jobs.add, 1)
+    queue = Queue("default", connection=client, is_async=False)
+    child = queue.enqueue(rq_jobs.add, 2, depends_on=parent)
+
+    assert child.get_status() == JobStatus.DEFERRED
+    assert child.id in queue.deferred_job_registry
+    # The released dependent waits in its queue for a worker, as in RQ.
+    assert burst(["parents"], client)
+    assert child.get_status() == JobStatus.QUEUED
+    assert queue.job_ids == [child.id]
+
+    finished_parent = Queue("default", connection=client, is_async=False)
+    after = finished_parent.enqueue(rq_jobs.add, 3, depends_on=parent)
+    assert after.get_status() == JobStatus.FINISHED

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
 import pytest
@@ -11,6 +12,7 @@ from oxanus_sync import Client
 from oxanus_sync.rq import Queue, Retry
 from oxanus_sync.rq.job import JobStatus
 from oxanus_sync.rq.payload import RQCall
+from oxanus_sync.storage.keys import QueueKeys
 from tests import rq_jobs
 from tests.rq_helpers import burst
 
@@ -22,6 +24,24 @@ def client(redis_url: str, namespace: str) -> Iterator[Client]:
     client = Client(redis.Redis.from_url(redis_url), namespace=namespace)
     yield client
     client.close()
+
+
+def point_payload_at(client: Client, queue: str, job_id: str, path: str) -> None:
+    """Rewrite the function path in the payload of job `job_id`, in its job hash and record."""
+    keys = QueueKeys.build(client.namespace, queue)
+    for key in (keys.job(job_id), f"{client.namespace}:{{{queue}}}:rq:job:{job_id}"):
+        envelope = json.loads(client.redis.hget(key, "payload"))
+        envelope["args"]["func"] = path
+        client.redis.hset(key, "payload", json.dumps(envelope))
+
+
+@pytest.mark.parametrize("func", [print, eval, "os.system", "builtins.eval", "json.dumps"])
+def test_enqueue_refuses_standard_callables(client: Client, func: object) -> None:
+    queue = Queue("default", connection=client)
+
+    with pytest.raises(ValueError, match="builtin or in the standard library"):
+        queue.enqueue(func, "x")
+    assert queue.count == 0
 
 
 @pytest.mark.parametrize(
@@ -36,7 +56,9 @@ def client(redis_url: str, namespace: str) -> Iterator[Client]:
 )
 def test_refused_callable_fails_unretried(client: Client, path: str, reason: str) -> None:
     queue = Queue("default", connection=client)
-    job = queue.enqueue(path, "echo unsafe", retry=Retry(max=3))
+    job = queue.enqueue("tests.rq_jobs.echo", "echo unsafe", retry=Retry(max=3))
+    # Enqueue refuses standard-library paths, so write the path into Redis as an attacker could.
+    point_payload_at(client, "default", job.id, path)
 
     burst([queue], client)
     assert job.get_status() == JobStatus.FAILED

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -91,6 +92,41 @@ def test_failure_goes_to_failed_registry(client: Client) -> None:
     assert result.type == Result.Type.FAILED
     assert "ValueError: broken" in (result.exc_string or "")
     assert job.return_value() is None
+
+
+def test_exc_info_read_from_redis(client: Client) -> None:
+    queue = Queue("default", connection=client)
+    job = queue.enqueue(rq_jobs.fail, "stale")
+    burst([queue], client)
+
+    # The object from enqueue() was not refreshed; RQ reads exc_info from the results anyway.
+    assert "ValueError: stale" in (job.exc_info or "")
+    job.requeue()
+    assert "ValueError: stale" in (job.exc_info or "")
+
+
+def test_result_type_is_plain_enum(client: Client) -> None:
+    queue = Queue("default", connection=client)
+    job = queue.enqueue(rq_jobs.add, 1)
+    burst([queue], client)
+    result = job.latest_result()
+
+    assert result is not None
+    assert result.type == Result.Type.SUCCESSFUL
+    assert result.type.value == 1
+    assert str(result.type) == "Type.SUCCESSFUL"
+    with pytest.raises(TypeError):
+        int(result.type)
+
+
+def test_exc_info_none_while_retry_waits(client: Client) -> None:
+    queue = Queue("default", connection=client)
+    job = queue.enqueue(rq_jobs.fail, retry=Retry(max=1, interval=600))
+    burst([queue], client)
+
+    assert job.get_status() == JobStatus.SCHEDULED
+    assert job.exc_info is None
+    assert job.latest_result() is None
 
 
 def test_failed_job_shows_as_dead_in_stats(client: Client) -> None:
@@ -337,3 +373,21 @@ def test_canceled_job_sees_stop_request(client: Client, namespace: str) -> None:
         wait_until(lambda: len(queue.started_job_registry) == 0, 20, "the job returned")
     assert job.get_status() == JobStatus.CANCELED
     assert job.return_value() is None
+
+
+@pytest.mark.parametrize("queue_names", [["only"], ["high", "low"]])
+def test_idle_worker_waits_and_stops(client: Client, queue_names: list[str]) -> None:
+    # BLMOVE waits up to block_timeout_s; stopping must wake it instead of waiting that long.
+    settings = dataclasses.replace(FAST, block_timeout_s=120.0)
+    worker = Worker(queue_names, connection=client, settings=settings)
+    thread = threading.Thread(target=worker.work, name="rq-idle-worker")
+    thread.start()
+    try:
+        wait_until(lambda: client.processes(), 20, "the worker registered")
+        for name in reversed(queue_names):
+            job = Queue(name, connection=client).enqueue(rq_jobs.add, 1, 2)
+            wait_until(lambda job=job: job.is_finished, 20, f"the job of {name} ran")
+    finally:
+        worker.request_stop()
+        thread.join(timeout=30)
+    assert not thread.is_alive(), "the idle worker did not stop within 30 s"

@@ -105,6 +105,26 @@ def _common(parser: argparse.ArgumentParser) -> None:
         parser.add_argument(*flags, help=argparse.SUPPRESS)
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid number {text!r}: give a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"invalid number {text!r}: must be 1 or more")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid number of seconds {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"invalid number of seconds {text!r}: must be above 0")
+    return value
+
+
 def _add_worker(commands: Any) -> None:
     worker = commands.add_parser(
         "worker",
@@ -131,10 +151,10 @@ def _add_worker(commands: Any) -> None:
         metavar="SECONDS",
         help="how long results of jobs without result_ttl are kept, in seconds (default: 500)",
     )
-    worker.add_argument("--max-jobs", type=int, metavar="N", help="stop after N jobs")
+    worker.add_argument("--max-jobs", type=_positive_int, metavar="N", help="stop after N jobs")
     worker.add_argument(
         "--max-idle-time",
-        type=float,
+        type=_positive_float,
         metavar="SECONDS",
         help="stop after this many seconds without a job",
     )

@@ -148,7 +148,7 @@ class Enqueuer:
 
         meta = dict(options.meta or {})
         entry = RQEnqueue(
-            job_id=job_id or uuid.uuid4().hex,
+            job_id=job_id or str(uuid.uuid4()),
             payload=payload,
             signature=self.client.signer.sign(payload) if self.client.signer else b"",
             mode="now" if options.due_ms is None else "at",
@@ -164,14 +164,17 @@ class Enqueuer:
         entry = job.entry
         for parent in job.refs:
             self.store.add_dependent(parent, (self.queue, entry.job_id))
-        if inline:
+        # As in RQ, a queue with is_async=False runs a job at once only when it would be
+        # queued: a scheduled job waits for its time, and a deferred one is queued for a
+        # worker when its dependencies finish.
+        if job.refs and not dependencies_met(self.store, job.call):
+            entry = replace(entry, mode="deferred")
+        elif inline and entry.mode == "now":
             # NOTE: an inline job sits in a processing list that no lease covers while it
             # runs, so if this process dies then, no worker takes it back.
             entry = replace(
                 entry, mode="inline", inline_process_id=f"inline-{secrets.token_hex(8)}"
             )
-        elif job.refs and not dependencies_met(self.store, job.call):
-            entry = replace(entry, mode="deferred")
         job = replace(job, entry=entry)
 
         (stored,) = self._store([job])
@@ -203,10 +206,12 @@ class Enqueuer:
             fields = {
                 "payload": entry.payload,
                 "status": _STATUS_OF_MODE[entry.mode].encode(),
-                "enqueued_at": str(enqueued_at).encode(),
                 "meta": entry.meta_json.encode(),
                 "retries_left": str(entry.retries_left).encode(),
             }
+            # As in RQ, a scheduled or deferred job has no enqueue time until it is queued.
+            if entry.mode in ("now", "inline"):
+                fields["enqueued_at"] = str(enqueued_at).encode()
             results.append(
                 Job(
                     entry.job_id,

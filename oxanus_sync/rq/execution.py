@@ -436,7 +436,7 @@ def run_inline(
         signature=fields.get("sig"),
     )
     executor = RQExecutor(
-        client=client, process_id=process_id, worker_name="inline", serializer=serializer
+        client=client, process_id=process_id, worker_name="sync", serializer=serializer
     )
     executor.retries_enabled = False
     executor.perform(claimed)

@@ -1,10 +1,18 @@
 """`PriorityFetcher`: the one claiming thread of an RQ-layer worker, for all its queues.
 
 It claims from the first queue, in the worker's order, that has a ready job, so a queue is
-served only while every queue before it is empty, as in RQ. Redis has no blocking command
-that moves a job from the first non-empty of several lists into another list. An idle fetcher
-therefore polls with one pipelined LLEN of every queue. Between polls it waits 1 ms, doubling
-up to `max_idle_wait_s` (50 ms by default) while the queues stay empty.
+served only while every queue before it is empty, as in RQ. When every queue is empty, the
+fetcher waits on its own connection:
+
+- With one queue, BLMOVE moves the next job from the ready list into this process's
+  processing list as soon as one arrives, as the native fetcher does, so the job stays
+  crash-safe under the lease.
+- With several queues, Redis has no blocking command that moves a job from the first
+  non-empty of several lists. The fetcher waits in BLMOVE from the first queue's tail back to
+  its tail, which moves nothing and returns when that queue has a job, then polls every queue
+  with one pipelined LLEN. The wait lasts 1 ms, doubling up to `max_idle_wait_s` (50 ms by
+  default) while the queues stay empty, so a job of the first queue starts at once and a job
+  of a later queue within that wait.
 """
 
 from __future__ import annotations
@@ -14,6 +22,8 @@ import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+
+import redis
 
 from oxanus_sync.rq.execution import RQExecutor
 from oxanus_sync.runner.service import Service
@@ -38,6 +48,7 @@ class PriorityFetcher(Service):
         concurrency: int,
         max_jobs: int | None = None,
         max_idle_wait_s: float = 0.05,
+        block_timeout_s: float = 2.0,
     ) -> None:
         super().__init__(name="oxanus-rq-fetch")
         self.executor = executor
@@ -49,6 +60,10 @@ class PriorityFetcher(Service):
         self.max_idle_wait_s = max_idle_wait_s
         self._idle_wait_s = FIRST_IDLE_WAIT_S
         self.claims_left = max_jobs
+        self.block_timeout_s = block_timeout_s
+        # The name of the blocking connection in CLIENT LIST, so that stop() can wake it.
+        self.connection_name = f"oxanus-rq-fetch-{process_id}"
+        self._blocking: redis.Redis | None = None
 
         # Guards `running` (claimed and unfinished jobs: id -> queue) and the counters.
         self._lock = threading.Lock()
@@ -83,13 +98,11 @@ class PriorityFetcher(Service):
         job = None
         try:
             if not self.stopped.is_set():
-                job = self._claim_first()
+                job = self._claim_or_wait()
         finally:
             if job is None:
                 self.slots.release()
         if job is None:
-            self.stopped.wait(self._idle_wait_s)
-            self._idle_wait_s = min(self._idle_wait_s * 2, self.max_idle_wait_s)
             return
 
         self._idle_wait_s = FIRST_IDLE_WAIT_S
@@ -100,7 +113,36 @@ class PriorityFetcher(Service):
                 self.claims_left -= 1
         self.pool.submit(self._run, job)
 
-    def _claim_first(self) -> ClaimedJob | None:
+    def _claim_or_wait(self) -> ClaimedJob | None:
+        """Claim from the first queue with a ready job, or block until a job may be ready."""
+        job, all_empty = self._claim_first()
+        if job is not None or self.stopped.is_set():
+            return job
+        if not all_empty:
+            # A queue has jobs that this process may not claim yet (its lease is being
+            # renewed, or a peer took the job first): BLMOVE would return at once, so sleep.
+            self._sleep_idle()
+            return None
+        first = self.queues[0]
+        try:
+            blocking = self._blocking_client()
+            if len(self.queues) == 1:
+                return self.storage.blocking_claim(
+                    blocking, first, self.process_id, self.block_timeout_s
+                )
+            self.storage.wait_until_ready(blocking, first, self._idle_wait_s)
+        except redis.RedisError:
+            self._close_blocking()
+            raise
+        self._idle_wait_s = min(self._idle_wait_s * 2, self.max_idle_wait_s)
+        return None
+
+    def _sleep_idle(self) -> None:
+        self.stopped.wait(self._idle_wait_s)
+        self._idle_wait_s = min(self._idle_wait_s * 2, self.max_idle_wait_s)
+
+    def _claim_first(self) -> tuple[ClaimedJob | None, bool]:
+        """Return the claimed job, if any, and whether every queue was empty."""
         lengths = [1]
         if len(self.queues) > 1:
             # One round trip finds the non-empty queues, instead of one claim call per queue.
@@ -108,6 +150,7 @@ class PriorityFetcher(Service):
             for queue in self.queues:
                 pipe.llen(self.storage.keys(queue).ready)
             lengths = pipe.execute()
+        all_empty = True
         for queue, length in zip(self.queues, lengths, strict=True):
             if not length:
                 continue
@@ -115,10 +158,28 @@ class PriorityFetcher(Service):
             if not lease_valid:
                 # Wait for the heartbeat to renew the lease before claiming from this queue.
                 logger.debug("lease expired, not claiming queue=%s", queue)
+                all_empty = False
                 continue
             if jobs:
-                return jobs[0]
-        return None
+                return jobs[0], False
+            # With one queue the claim is the only check: an empty claim means an empty queue.
+            all_empty = all_empty and len(self.queues) == 1
+        return None, all_empty
+
+    def _blocking_client(self) -> redis.Redis:
+        if self._blocking is None:
+            self._blocking = self.storage.blocking_client(
+                self.connection_name, self.block_timeout_s
+            )
+        return self._blocking
+
+    def wake(self) -> None:
+        """Interrupt a blocking wait, from another thread, so that a stop takes effect now."""
+        try:
+            self.storage.unblock(self.connection_name)
+        except redis.RedisError as error:
+            # The wait then ends by its own timeout, at most `block_timeout_s` later.
+            logger.debug("could not wake the blocked fetcher: %r", error)
 
     def _run(self, job: ClaimedJob) -> None:
         performed = False
@@ -142,3 +203,9 @@ class PriorityFetcher(Service):
 
     def close(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=False)
+        self._close_blocking()
+
+    def _close_blocking(self) -> None:
+        if self._blocking is not None:
+            self._blocking.close()
+            self._blocking = None

@@ -27,7 +27,7 @@ def callable_name(func: Any, *, what: str = "job function") -> str:
             raise ValueError(
                 f"invalid {what} {func!r}: give a dotted path such as 'myapp.tasks.send_email'"
             )
-        return func
+        return _check_not_standard(func, what)
     if not callable(func):
         raise ValueError(f"invalid {what} {func!r}: expected a function or a dotted path")
 
@@ -51,7 +51,18 @@ def callable_name(func: Any, *, what: str = "job function") -> str:
             f"{what} {module}.{qualname} is a lambda or a nested function, which a worker "
             "cannot import; define it at module level"
         )
-    return f"{module}.{qualname}"
+    return _check_not_standard(f"{module}.{qualname}", what)
+
+
+def _check_not_standard(path: str, what: str) -> str:
+    # Workers refuse these, so the job would only fail there; say so where it is enqueued.
+    top = path.partition(".")[0]
+    if top == "builtins" or top in _STDLIB:
+        raise ValueError(
+            f"{what} {path!r} is a builtin or in the standard library, which workers refuse to "
+            "call; wrap the call in a function of your own module"
+        )
+    return path
 
 
 class FunctionPolicy:

@@ -7,7 +7,7 @@ import json
 import threading
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from enum import StrEnum
+from enum import Enum
 from typing import Any
 
 from oxanus_sync.client import Client
@@ -39,7 +39,10 @@ _current_job: contextvars.ContextVar[Job | None] = contextvars.ContextVar(
 _json_decoder = json.JSONDecoder(object_hook=from_json_object)
 
 
-class JobStatus(StrEnum):
+class JobStatus(str, Enum):  # noqa: UP042 (str() must give "JobStatus.X", as in RQ)
+    """A job's status. It compares equal to its value, such as "queued", but str() and
+    f-strings give the member name, such as "JobStatus.QUEUED", as in RQ 3.0."""
+
     QUEUED = "queued"
     FINISHED = "finished"
     FAILED = "failed"
@@ -48,6 +51,11 @@ class JobStatus(StrEnum):
     SCHEDULED = "scheduled"
     STOPPED = "stopped"
     CANCELED = "canceled"
+    # RQ 3.0 has these members too. Jobs of this layer never take these statuses, but code
+    # that names them keeps importing.
+    CREATED = "created"
+    RATE_LIMITED = "rate_limited"
+    READY_TO_ENQUEUE = "ready_to_enqueue"
 
 
 def get_current_job() -> Job | None:
@@ -158,7 +166,8 @@ class Job:
 
     @property
     def timeout(self) -> int | None:
-        return None if self._call.timeout == -1 else self._call.timeout
+        """The job timeout in seconds, -1 for no limit."""
+        return self._call.timeout
 
     @property
     def result_ttl(self) -> int | None:
@@ -244,8 +253,12 @@ class Job:
 
     @property
     def exc_info(self) -> str | None:
-        value = self._fields.get("exc_info")
-        return value.decode("utf-8", "replace") if value else None
+        """The traceback of the latest result, read from Redis, or None.
+
+        As in RQ, a job waiting for a retry, or one that succeeded after a failure, has none.
+        """
+        latest = self.latest_result()
+        return latest.exc_string if latest is not None else None
 
     def get_status(self, refresh: bool = True) -> JobStatus:
         """Return the status; raise `InvalidJobOperation` when the job no longer exists."""
@@ -318,7 +331,7 @@ class Job:
         if self._return_value is not None and not refresh:
             return self._return_value
         for stored in self._store.results(self.origin, self.id, 10):
-            if stored.type == Result.Type.SUCCESSFUL:
+            if stored.type == Result.Type.SUCCESSFUL.value:
                 self._return_value = self._result(stored).return_value
                 return self._return_value
         return None

@@ -68,11 +68,12 @@ class BaseRegistry:
         """Drop expired entries; reads already do, so this only exists for RQ compatibility."""
         self.get_job_ids()
 
-    def remove(self, job: Job | str, delete_job: bool = False) -> None:
-        """Remove the job from this registry.
+    def remove(self, job: Job | str, delete_job: bool = False) -> int:
+        """Remove the job from this registry; return 1 when it was there, else 0, as RQ does.
 
-        The failed and scheduled registries remove a job only by deleting it, and the started
-        registry cannot remove a running job.
+        The job keeps its record and status unless `delete_job` is true. The scheduled registry
+        removes a job only by deleting it, because a scheduled id left out of it would never
+        run, and the started registry cannot remove a running job.
         """
         job_id = job if isinstance(job, str) else job.id
         store = rq_storage(self._client)
@@ -81,10 +82,11 @@ class BaseRegistry:
                 f"job {job_id!r} is running and cannot be removed from the started registry; "
                 "cancel or delete it instead"
             )
-        if delete_job or self.registry in ("failed", "scheduled"):
+        if delete_job or self.registry == "scheduled":
+            present = job_id in self
             store.delete(self.name, job_id)
-            return
-        store.remove_from_registry(self.name, self.registry, job_id)
+            return int(present)
+        return int(store.remove_from_registry(self.name, self.registry, job_id))
 
     def get_expiration_time(self, job: Job | str) -> datetime | None:
         job_id = job if isinstance(job, str) else job.id

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from enum import IntEnum
+from enum import Enum
 from typing import Any
 
 from oxanus_sync.storage.rq_store import RQResult
@@ -13,11 +13,16 @@ class Result:
     """A job's outcome: `type`, `return_value` (successes), `exc_string` (failures),
     `created_at` and `worker_name`."""
 
-    class Type(IntEnum):
+    # A plain Enum, not an IntEnum, because RQ 3.0's Result.Type is one: str() gives
+    # "Type.SUCCESSFUL" and int() raises TypeError in both.
+    class Type(Enum):
         SUCCESSFUL = 1
         FAILED = 2
         STOPPED = 3
         RETRIED = 4
+        # RQ 3.0 records this for jobs that returned Retry, which this layer does not support,
+        # so no stored result has this type.
+        MAX_RETRIES_EXCEEDED = 5
 
     def __init__(self, job_id: str, stored: RQResult, return_value: Any) -> None:
         self.job_id = job_id

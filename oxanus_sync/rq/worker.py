@@ -222,6 +222,7 @@ class _Session:
             queues=self.queues,
             concurrency=worker.concurrency,
             max_jobs=max_jobs,
+            block_timeout_s=self.settings.block_timeout_s,
         )
         self.scheduler = Scheduler(
             storage=self.storage, queues=self.queues, interval_s=self.settings.scheduler_interval_s
@@ -268,7 +269,11 @@ class _Session:
         if not self._started:
             return
         self.fetcher.stop()
-        self.fetcher.join(timeout=5)
+        # Wake it more than once: it may enter BLMOVE just after a wake-up.
+        deadline = time.monotonic() + self.settings.block_timeout_s + 5
+        while self.fetcher.is_alive() and time.monotonic() < deadline:
+            self.fetcher.wake()
+            self.fetcher.join(timeout=0.1)
         self._wait_for_jobs()
         self.closed.set()
         for service in (self.scheduler, self.watchdog, self.heartbeat):

@@ -84,8 +84,10 @@ registry. These keys add what RQ keeps beyond that:
 
 Fields of an RQ record: `payload` and `sig` (copies of the job hash's, kept after the job ends),
 `status` (queued, started, finished, failed, deferred, scheduled, stopped, canceled),
-`enqueued_at`, `started_at`, `ended_at`, `meta` (JSON), `retries_left`, `worker_name` and
-`exc_info` (the last failure's traceback text).
+`enqueued_at` (when the id first entered the ready list, absent before), `started_at`,
+`ended_at`, `meta` (JSON), `retries_left`, `worker_name` and `exc_info` (the last failure's
+traceback text). A failed job removed from the failed-job registry keeps its record but loses
+its job hash.
 
 Global:
 

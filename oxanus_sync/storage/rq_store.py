@@ -149,8 +149,10 @@ class RQStorage:
     def start(self, queue: str, job_id: str, worker_name: str) -> tuple[str, dict[str, bytes]]:
         """Mark a claimed job started; return "started" and its record, or "canceled" or
         "not_found" and {}."""
-        _, rq_keys = self.keys(queue)
-        reply = self._script["rq_start"](self.redis, [rq_keys.record(job_id)], [worker_name])
+        keys, rq_keys = self.keys(queue)
+        reply = self._script["rq_start"](
+            self.redis, [rq_keys.record(job_id), keys.job(job_id)], [worker_name]
+        )
         flat = reply[1] if len(reply) > 1 else []
         fields = {_text(flat[i]): flat[i + 1] for i in range(0, len(flat), 2)}
         return _text(reply[0]), fields
@@ -300,18 +302,22 @@ class RQStorage:
     def record(self, queue: str, job_id: str) -> dict[str, bytes]:
         """Return the job's RQ record, {} when it is gone.
 
-        The scheduler moves due jobs to the ready list without touching records, so a
-        "scheduled" status is read as "queued" once the id has left the scheduled and retry sets.
+        The scheduler moves due jobs to the ready list without touching records. So a
+        "scheduled" status is read as "queued" once the id has left the scheduled and retry
+        sets, and a record without `enqueued_at` gets the time the id entered the ready list.
         """
         keys, rq_keys = self.keys(queue)
         pipe = self.redis.pipeline(transaction=False)
         pipe.hgetall(rq_keys.record(job_id))
         pipe.zscore(keys.scheduled, job_id)
         pipe.zscore(keys.retry, job_id)
-        raw, scheduled, retry = pipe.execute()
+        pipe.hget(keys.job(job_id), "ready_at")
+        raw, scheduled, retry, ready_at = pipe.execute()
         fields = {_text(name): value for name, value in raw.items()}
         if fields.get("status") == b"scheduled" and scheduled is None and retry is None:
             fields["status"] = b"queued"
+            if "enqueued_at" not in fields and ready_at:
+                fields["enqueued_at"] = ready_at
         return fields
 
     def find_queue(self, job_id: str) -> str | None:
@@ -406,7 +412,14 @@ class RQStorage:
         return [_text(job_id) for ids in pipe.execute() for job_id in ids]
 
     def remove_from_registry(self, queue: str, registry: str, job_id: str) -> bool:
-        _, rq_keys = self.keys(queue)
+        """Remove `job_id` from a finished, deferred, canceled or failed registry, keeping its
+        record; return whether it was there."""
+        keys, rq_keys = self.keys(queue)
+        if registry == "failed":
+            removed = self._script["rq_remove_failed"](
+                self.redis, [keys.dead, keys.job(job_id)], [job_id]
+            )
+            return bool(removed)
         key = {
             "finished": rq_keys.finished,
             "deferred": rq_keys.deferred,

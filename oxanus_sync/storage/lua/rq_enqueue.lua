@@ -8,8 +8,9 @@
 -- at once by the caller, which runs it), ARGV[6] "1" to put it at the front of the queue,
 -- ARGV[7] meta JSON, ARGV[8] retries left, ARGV[9] time in ms the job may wait before it
 -- starts, or 0 for no limit.
--- Returns {1, enqueue time in ms} when created, {0, 0} when a job with this id is still waiting
--- or running.
+-- Returns {1, creation time in ms} when created, {0, 0} when a job with this id is still waiting
+-- or running. The record gets `enqueued_at` only when the id enters the ready list, as in RQ,
+-- so a scheduled or deferred job gets it later, from rq_release.lua or rq_start.lua.
 
 if redis.call('EXISTS', KEYS[3]) == 1 then
   return {0, 0}
@@ -20,8 +21,7 @@ local now = now_ms()
 local mode = ARGV[4]
 redis.call('DEL', KEYS[4], KEYS[5])
 redis.call('HSET', KEYS[3], 'payload', ARGV[2], 'enqueued_at', now)
-redis.call('HSET', KEYS[4], 'payload', ARGV[2], 'enqueued_at', now, 'meta', ARGV[7],
-  'retries_left', ARGV[8])
+redis.call('HSET', KEYS[4], 'payload', ARGV[2], 'meta', ARGV[7], 'retries_left', ARGV[8])
 if ARGV[3] ~= '' then
   redis.call('HSET', KEYS[3], 'sig', ARGV[3])
   redis.call('HSET', KEYS[4], 'sig', ARGV[3])
@@ -29,7 +29,7 @@ end
 
 if mode == 'now' then
   redis.call('HSET', KEYS[3], 'ready_at', now)
-  redis.call('HSET', KEYS[4], 'status', 'queued')
+  redis.call('HSET', KEYS[4], 'status', 'queued', 'enqueued_at', now)
   -- The tail of the ready list is taken next.
   if ARGV[6] == '1' then
     redis.call('RPUSH', KEYS[1], id)
@@ -44,7 +44,7 @@ elseif mode == 'deferred' then
   redis.call('HSET', KEYS[4], 'status', 'deferred')
   redis.call('ZADD', KEYS[6], now, id)
 else
-  redis.call('HSET', KEYS[4], 'status', 'queued')
+  redis.call('HSET', KEYS[4], 'status', 'queued', 'enqueued_at', now)
   redis.call('LPUSH', KEYS[7], id)
 end
 

@@ -12,11 +12,12 @@ if redis.call('EXISTS', KEYS[3]) == 0 then
   return 0
 end
 
-redis.call('HSET', KEYS[3], 'ready_at', now_ms())
+local now = now_ms()
+redis.call('HSET', KEYS[3], 'ready_at', now)
 if ARGV[2] == '1' then
   redis.call('RPUSH', KEYS[2], ARGV[1])
 else
   redis.call('LPUSH', KEYS[2], ARGV[1])
 end
-redis.call('HSET', KEYS[4], 'status', 'queued')
+redis.call('HSET', KEYS[4], 'status', 'queued', 'enqueued_at', now)
 return 1
