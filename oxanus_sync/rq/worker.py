@@ -13,12 +13,10 @@ from __future__ import annotations
 import logging
 import os
 import secrets
-import signal
 import threading
 import time
 import uuid
 from collections.abc import Sequence
-from types import FrameType
 from typing import Any
 
 import redis
@@ -35,11 +33,11 @@ from oxanus_sync.rq.serializers import resolve_serializer
 from oxanus_sync.runner.heartbeat import Heartbeat
 from oxanus_sync.runner.scheduler import Scheduler
 from oxanus_sync.runner.service import Service
+from oxanus_sync.runner.signals import StopSignals
 from oxanus_sync.runner.watchdog import Watchdog
 
 logger = logging.getLogger(__name__)
 
-_STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 # How often work() checks the burst, max_jobs and max_idle_time conditions.
 _CHECK_INTERVAL_S = 0.02
 
@@ -103,15 +101,16 @@ class Worker:
         self.policy = FunctionPolicy(allowed_modules)
         self.settings = settings or RunnerSettings()
         self.successful_job_count = 0
-        self._stop_requested = threading.Event()
-        self._signals_received = 0
+        self._stop = StopSignals(
+            b"oxanus_sync: stop signal, finishing running jobs (again to exit now)\n"
+        )
 
     def queue_names(self) -> list[str]:
         return [queue.name for queue in self.queues]
 
     def request_stop(self) -> None:
         """Ask `work()` to stop after the running jobs; safe from any thread."""
-        self._stop_requested.set()
+        self._stop.request()
 
     def work(
         self,
@@ -141,19 +140,19 @@ class Worker:
                 "its queues in strict priority order (dequeue_strategy='default')"
             )
         session = _Session(self, max_jobs)
-        previous = self._install_signal_handlers()
+        previous = self._stop.install()
         try:
             session.start()
             self._wait(session, burst, max_idle_time)
         finally:
             session.stop()
-            self._restore_signal_handlers(previous)
+            self._stop.restore(previous)
         self.successful_job_count += session.fetcher.performed
         return session.fetcher.performed > 0
 
     def _wait(self, session: _Session, burst: bool, max_idle_time: float | None) -> None:
         idle_checks = 0
-        while not self._stop_requested.wait(_CHECK_INTERVAL_S):
+        while not self._stop.requested.wait(_CHECK_INTERVAL_S):
             fetcher = session.fetcher
             if fetcher.claims_left is not None and fetcher.claims_left <= 0 and not fetcher.busy:
                 logger.info("worker %s stopping: max_jobs reached", self.name)
@@ -167,23 +166,6 @@ class Worker:
                 if idle_checks >= 2:
                     logger.info("worker %s stopping: burst finished", self.name)
                     return
-
-    def _install_signal_handlers(self) -> dict[int, Any]:
-        if threading.current_thread() is not threading.main_thread():
-            return {}
-        return {sig: signal.signal(sig, self._on_signal) for sig in _STOP_SIGNALS}
-
-    def _restore_signal_handlers(self, previous: dict[int, Any]) -> None:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-
-    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
-        self._signals_received += 1
-        if self._signals_received > 1:
-            os.write(2, b"oxanus_sync: second stop signal, exiting at once\n")
-            os._exit(1)
-        os.write(2, b"oxanus_sync: stop signal, finishing running jobs (again to exit now)\n")
-        self._stop_requested.set()
 
 
 class SimpleWorker(Worker):

@@ -5,10 +5,8 @@ from __future__ import annotations
 import logging
 import os
 import secrets
-import signal
 import threading
 import time
-from types import FrameType
 from typing import Any
 
 import redis
@@ -24,12 +22,11 @@ from oxanus_sync.runner.fetcher import Fetcher
 from oxanus_sync.runner.heartbeat import Heartbeat
 from oxanus_sync.runner.scheduler import Scheduler
 from oxanus_sync.runner.service import Service
+from oxanus_sync.runner.signals import StopSignals
 from oxanus_sync.runner.watchdog import Watchdog
 from oxanus_sync.storage.store import Storage
 
 logger = logging.getLogger(__name__)
-
-_STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
 class DrainTimeoutError(OxanusError, TimeoutError):
@@ -63,8 +60,7 @@ class Runner:
         self.stopping = threading.Event()
         # Set once stop() has given up on running jobs: pool threads then stop retrying Redis.
         self.closed = threading.Event()
-        self._stop_requested = threading.Event()
-        self._signals_received = 0
+        self._stop = StopSignals()
         self._started = False
 
         self.watchdog = Watchdog(storage=self.storage)
@@ -167,15 +163,15 @@ class Runner:
         other Runners when its lease expires. Signal handlers are installed only when called
         from the main thread.
         """
-        previous = self._install_signal_handlers()
+        previous = self._stop.install()
         try:
             self.start()
-            while not self._stop_requested.wait(1.0):
+            while not self._stop.requested.wait(1.0):
                 pass
             logger.info("stop requested, shutting down process_id=%s", self.process_id)
             stats = self.stop()
         finally:
-            self._restore_signal_handlers(previous)
+            self._stop.restore(previous)
 
         if self.busy():
             # Python cannot stop a thread, so the pool's threads would keep the interpreter alive
@@ -187,7 +183,7 @@ class Runner:
 
     def request_stop(self) -> None:
         """Ask `run_forever()` to shut down gracefully; safe from any thread or signal handler."""
-        self._stop_requested.set()
+        self._stop.request()
 
     def drain(self, *, timeout_s: float = 60.0, include_scheduled: bool = False) -> RunnerStats:
         """Process jobs until the queues have nothing ready or running, then stop.
@@ -347,21 +343,3 @@ class Runner:
                 "set it to noeviction",
                 policy,
             )
-
-    # Signals
-
-    def _install_signal_handlers(self) -> dict[int, Any]:
-        if threading.current_thread() is not threading.main_thread():
-            return {}
-        return {sig: signal.signal(sig, self._on_signal) for sig in _STOP_SIGNALS}
-
-    def _restore_signal_handlers(self, previous: dict[int, Any]) -> None:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-
-    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
-        self._signals_received += 1
-        if self._signals_received > 1:
-            os.write(2, b"oxanus_sync: second stop signal, exiting at once\n")
-            os._exit(1)
-        self._stop_requested.set()
