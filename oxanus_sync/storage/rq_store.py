@@ -11,8 +11,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from oxanus_sync.storage.keys import QueueKeys, RQKeys
+from oxanus_sync.storage.parsing import decode_text
 from oxanus_sync.storage.scripts import execute_pipeline
-from oxanus_sync.storage.store import Storage, _text
+from oxanus_sync.storage.store import Storage
 
 
 @dataclass(frozen=True)
@@ -123,7 +124,7 @@ class RQStorage:
         members = self.redis.smembers(rq_keys.dependents(job_id))
         refs = []
         for member in members:
-            child_queue, _, child_id = _text(member).rpartition("/")
+            child_queue, _, child_id = decode_text(member).rpartition("/")
             refs.append((child_queue, child_id))
         return sorted(refs)
 
@@ -132,7 +133,7 @@ class RQStorage:
         pipe = self.redis.pipeline(transaction=False)
         for queue, job_id in refs:
             pipe.hget(self.keys(queue)[1].record(job_id), "status")
-        return [None if status is None else _text(status) for status in pipe.execute()]
+        return [None if status is None else decode_text(status) for status in pipe.execute()]
 
     def release(self, queue: str, job_id: str, *, at_front: bool) -> bool:
         """Move a deferred job to its ready list; False when it was not deferred."""
@@ -154,8 +155,8 @@ class RQStorage:
             self.redis, [rq_keys.record(job_id), keys.job(job_id)], [worker_name]
         )
         flat = reply[1] if len(reply) > 1 else []
-        fields = {_text(flat[i]): flat[i + 1] for i in range(0, len(flat), 2)}
-        return _text(reply[0]), fields
+        fields = {decode_text(flat[i]): flat[i + 1] for i in range(0, len(flat), 2)}
+        return decode_text(reply[0]), fields
 
     def finish(
         self,
@@ -248,7 +249,7 @@ class RQStorage:
             ],
             [job_id],
         )
-        return _text(outcome)
+        return decode_text(outcome)
 
     def requeue(self, queue: str, job_id: str, *, at_front: bool) -> bool:
         """Move a job from the failed-job registry back to its queue; False if it was not there."""
@@ -313,7 +314,7 @@ class RQStorage:
         pipe.zscore(keys.retry, job_id)
         pipe.hget(keys.job(job_id), "ready_at")
         raw, scheduled, retry, ready_at = pipe.execute()
-        fields = {_text(name): value for name, value in raw.items()}
+        fields = {decode_text(name): value for name, value in raw.items()}
         if fields.get("status") == b"scheduled" and scheduled is None and retry is None:
             fields["status"] = b"queued"
             if "enqueued_at" not in fields and ready_at:
@@ -351,7 +352,10 @@ class RQStorage:
 
     def ready_ids(self, queue: str, offset: int = 0, length: int = -1) -> list[str]:
         """Return ready ids in the order they will run (the tail of the list first)."""
-        ids = [_text(job_id) for job_id in self.redis.lrange(self.storage.keys(queue).ready, 0, -1)]
+        ids = [
+            decode_text(job_id)
+            for job_id in self.redis.lrange(self.storage.keys(queue).ready, 0, -1)
+        ]
         ids.reverse()
         end = None if length < 0 else offset + length
         return ids[offset:end]
@@ -372,7 +376,11 @@ class RQStorage:
             pipe.zrange(keys.scheduled, 0, -1, withscores=True)
             pipe.zrange(keys.retry, 0, -1, withscores=True)
             merged = sorted(
-                [(score, _text(job_id)) for entries in pipe.execute() for job_id, score in entries]
+                [
+                    (score, decode_text(job_id))
+                    for entries in pipe.execute()
+                    for job_id, score in entries
+                ]
             )
             return [job_id for _, job_id in merged]
 
@@ -384,7 +392,7 @@ class RQStorage:
         }[registry]
         if registry == "finished":
             self.redis.zremrangebyscore(key, "-inf", f"({self.storage.server_time_ms()}")
-        return [_text(job_id) for job_id in self.redis.zrange(key, 0, -1)]
+        return [decode_text(job_id) for job_id in self.redis.zrange(key, 0, -1)]
 
     def registry_score(self, queue: str, registry: str, job_id: str) -> float | None:
         keys, rq_keys = self.keys(queue)
@@ -404,12 +412,13 @@ class RQStorage:
         # Jobs held by processes whose lease is valid; those of expired leases wait for reclaim.
         now = self.storage.server_time_ms()
         holders = [
-            _text(process_id) for process_id in self.redis.zrangebyscore(keys.leases, now, "+inf")
+            decode_text(process_id)
+            for process_id in self.redis.zrangebyscore(keys.leases, now, "+inf")
         ]
         pipe = self.redis.pipeline(transaction=False)
         for process_id in holders:
             pipe.lrange(keys.processing(process_id), 0, -1)
-        return [_text(job_id) for ids in pipe.execute() for job_id in ids]
+        return [decode_text(job_id) for ids in pipe.execute() for job_id in ids]
 
     def remove_from_registry(self, queue: str, registry: str, job_id: str) -> bool:
         """Remove `job_id` from a finished, deferred, canceled or failed registry, keeping its
@@ -437,6 +446,6 @@ def _parse_result(entry_id: Any, fields: dict[bytes, bytes]) -> RQResult:
         return_value=fields.get(b"return_value"),
         exc_string=None if exc is None else exc.decode("utf-8", "replace"),
         created_at_ms=int(fields.get(b"created_at", b"0")),
-        worker_name=_text(fields.get(b"worker_name", b"")),
-        stream_id=_text(entry_id),
+        worker_name=decode_text(fields.get(b"worker_name", b"")),
+        stream_id=decode_text(entry_id),
     )

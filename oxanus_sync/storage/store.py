@@ -14,23 +14,30 @@ from redis.sentinel import SentinelConnectionPool
 
 from oxanus_sync.queue import WHOLE_FAMILY, Throttle, member_name, split_member_name
 from oxanus_sync.storage.keys import GlobalKeys, QueueKeys
+from oxanus_sync.storage.parsing import (
+    CLAIM_FIELDS,
+    as_bytes,
+    decode_text,
+    job_queue_name,
+    member_key,
+    number_field,
+    parse_claimed,
+    parse_counts,
+    parse_process,
+)
 from oxanus_sync.storage.records import (
     Claim,
     ClaimedJob,
     DeadJob,
-    FamilyCounts,
     NewJob,
     ProcessRecord,
     QueueCounts,
-    ThrottleState,
 )
 from oxanus_sync.storage.scripts import KeyOrArg, Script, execute_pipeline, load_scripts
 
 # Jobs per enqueue script call; bounded because Lua's unpack() has a stack limit near 8,000.
 ENQUEUE_CHUNK = 1000
 
-_CLAIM_FIELDS = ["payload", "attempt", "reclaims", "enqueued_at", "due_at", "sig", "state"]
-_CLAIM_WIDTH = 1 + len(_CLAIM_FIELDS)  # the id, then the fields claim_jobs in _common.lua reads
 # Active members whose ready jobs the stats of a whole family count, and backlogs it names.
 FAMILY_STATS_SCAN = 10_000
 FAMILY_STATS_BACKLOGS = 5
@@ -164,7 +171,7 @@ class Storage:
     ) -> tuple[list[KeyOrArg], list[KeyOrArg]]:
         # The keys and arguments of one enqueue.lua call for at most ENQUEUE_CHUNK jobs.
         keys = self.keys(queue)
-        member = _member_key(queue)
+        member = member_key(queue)
         if keys.family and member is None:
             raise ValueError(f"enqueue to a member of queue family {queue!r}, not to all of it")
 
@@ -188,7 +195,7 @@ class Storage:
             self.redis.sadd(self.global_keys.queues, *names)
 
     def known_queues(self) -> list[str]:
-        return sorted(_text(name) for name in self.redis.smembers(self.global_keys.queues))
+        return sorted(decode_text(name) for name in self.redis.smembers(self.global_keys.queues))
 
     # Claim and finish
 
@@ -211,7 +218,7 @@ class Storage:
             ],
             [count, keys.job_prefix, process_id, *_throttle_args(throttle)],
         )
-        return Claim(bool(lease_valid), _parse_claimed(keys, raw), int(throttled_ms))
+        return Claim(bool(lease_valid), parse_claimed(keys, raw), int(throttled_ms))
 
     def wait_until_ready(self, connection: redis.Redis, queue: str, timeout_s: float) -> bool:
         """Wait up to `timeout_s` until `queue` has a ready job, without claiming it.
@@ -247,12 +254,12 @@ class Storage:
         if reply is None:
             return None
 
-        job_id = _text(reply)
-        fields = connection.hmget(keys.job_prefix + job_id, _CLAIM_FIELDS)
+        job_id = decode_text(reply)
+        fields = connection.hmget(keys.job_prefix + job_id, CLAIM_FIELDS)
         if fields[0] is None and not connection.exists(keys.job_prefix + job_id):
             connection.lrem(processing, 1, job_id)
             return None
-        return _parse_claimed(keys, [reply, *fields])[0]
+        return parse_claimed(keys, [reply, *fields])[0]
 
     def ack(
         self,
@@ -371,7 +378,7 @@ class Storage:
         """Run one ack or fail call; return whether the process still owned the job, and the
         jobs claimed next."""
         owned, raw = call.script(self.redis, call.keys, call.args)
-        return bool(owned), _parse_claimed(call.queue_keys, raw)
+        return bool(owned), parse_claimed(call.queue_keys, raw)
 
     def finish_many(
         self, calls: Sequence[FinishCall]
@@ -395,7 +402,7 @@ class Storage:
             if isinstance(reply, Exception):
                 results.append(reply)
             else:
-                results.append((bool(reply[0]), _parse_claimed(call.queue_keys, reply[1])))
+                results.append((bool(reply[0]), parse_claimed(call.queue_keys, reply[1])))
         return results
 
     def save_state(self, queue: str, process_id: str, job_id: str, state: bytes) -> bool:
@@ -493,7 +500,7 @@ class Storage:
         for queue in queues:
             pipe.lrange(self.keys(queue).processing(process_id), 0, -1)
         return {
-            queue: [_text(job_id) for job_id in ids]
+            queue: [decode_text(job_id) for job_id in ids]
             for queue, ids in zip(queues, pipe.execute(), strict=True)
         }
 
@@ -580,7 +587,7 @@ class Storage:
             ],
             [job_id],
         )
-        return _text(outcome)
+        return decode_text(outcome)
 
     def cancel_requested(self, jobs: Sequence[tuple[str, str]]) -> list[bool]:
         """Return, per (queue, job id), whether cancellation of the running job was requested."""
@@ -622,7 +629,7 @@ class Storage:
 
     def periodic(self) -> dict[str, dict[str, Any]]:
         raw = self.redis.hgetall(self.global_keys.periodic)
-        return {_text(name): json.loads(value) for name, value in raw.items()}
+        return {decode_text(name): json.loads(value) for name, value in raw.items()}
 
     # Inspection
 
@@ -645,10 +652,10 @@ class Storage:
             args: list[str | int] = [keys.job_prefix, keys.processing_prefix]
             if keys.family:
                 script_keys += [keys.active, keys.members]
-                args += [_member_key(queue) or "", FAMILY_STATS_SCAN, FAMILY_STATS_BACKLOGS]
+                args += [member_key(queue) or "", FAMILY_STATS_SCAN, FAMILY_STATS_BACKLOGS]
             script.queue_in(pipe, script_keys, args)
         results = execute_pipeline(self.redis, pipe, [script])
-        return [_parse_counts(queue, result) for queue, result in zip(queues, results, strict=True)]
+        return [parse_counts(queue, result) for queue, result in zip(queues, results, strict=True)]
 
     def retire_members(
         self, families: Sequence[tuple[str, int]], limit: int
@@ -664,7 +671,7 @@ class Storage:
             script.queue_in(pipe, [keys.members, keys.ready], [idle_ms, limit])
         results = execute_pipeline(self.redis, pipe, [script])
         return {
-            family: [_text(member) for member in removed]
+            family: [decode_text(member) for member in removed]
             for (family, _), removed in zip(families, results, strict=True)
             if removed
         }
@@ -688,7 +695,9 @@ class Storage:
 
     def processes(self) -> list[ProcessRecord]:
         """Return live Runner processes, dropping registry entries whose heartbeat expired."""
-        ids = [_text(member) for member in self.redis.zrange(self.global_keys.processes, 0, -1)]
+        ids = [
+            decode_text(member) for member in self.redis.zrange(self.global_keys.processes, 0, -1)
+        ]
         pipe = self.redis.pipeline(transaction=False)
         for process_id in ids:
             pipe.hgetall(self.global_keys.process(process_id))
@@ -696,7 +705,7 @@ class Storage:
         records, gone = [], []
         for process_id, fields in zip(ids, pipe.execute(), strict=True):
             if fields:
-                records.append(_parse_process(process_id, fields))
+                records.append(parse_process(process_id, fields))
             else:
                 gone.append(process_id)
         if gone:
@@ -707,7 +716,7 @@ class Storage:
 
     def job_fields(self, queue: str, job_id: str) -> dict[str, bytes]:
         fields = self.redis.hgetall(self.keys(queue).job(job_id))
-        return {_text(name): _bytes(value) for name, value in fields.items()}
+        return {decode_text(name): as_bytes(value) for name, value in fields.items()}
 
     # Dead set
 
@@ -717,7 +726,8 @@ class Storage:
             return []
         keys = self.keys(queue)
         ids = [
-            _text(job_id) for job_id in self.redis.zrevrange(keys.dead, offset, offset + limit - 1)
+            decode_text(job_id)
+            for job_id in self.redis.zrevrange(keys.dead, offset, offset + limit - 1)
         ]
         pipe = self.redis.pipeline(transaction=False)
         for job_id in ids:
@@ -731,11 +741,11 @@ class Storage:
             ignored: list[str] = []
             dead.append(
                 DeadJob(
-                    queue=_job_queue(keys, member),
+                    queue=job_queue_name(keys, member),
                     id=job_id,
                     payload=payload or b"",
-                    attempt=_number_field("attempt", attempt, ignored) or 0,
-                    dead_at_ms=_number_field("dead_at", dead_at, ignored),
+                    attempt=number_field("attempt", attempt, ignored) or 0,
+                    dead_at_ms=number_field("dead_at", dead_at, ignored),
                     error=json.loads(error) if error else None,
                 )
             )
@@ -814,16 +824,10 @@ def _enqueue_outcomes(count: int, results: Sequence[Any]) -> list[tuple[int, str
     for start, result in zip(range(0, count, ENQUEUE_CHUNK), results, strict=True):
         if isinstance(result, Exception):
             raise PartialEnqueue(created=start, error=result)
-        outcomes.extend((int(result[i]), _text(result[i + 1])) for i in range(0, len(result), 2))
+        outcomes.extend(
+            (int(result[i]), decode_text(result[i + 1])) for i in range(0, len(result), 2)
+        )
     return outcomes
-
-
-def _text(value: object) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
-def _bytes(value: object) -> bytes:
-    return value if isinstance(value, bytes) else str(value).encode()
 
 
 def _server_time_ms(client: redis.Redis) -> int:
@@ -834,110 +838,3 @@ def _server_time_ms(client: redis.Redis) -> int:
 def _family_keys(keys: QueueKeys) -> list[str]:
     # The optional last key of the scripts that push to or claim from a ready list.
     return [keys.active] if keys.family else []
-
-
-def _member_key(queue: str) -> str | None:
-    """Return the member key of a member name such as "tenants[acme]", else None."""
-    member = split_member_name(queue)
-    if member is None or member[1] == WHOLE_FAMILY:
-        return None
-    return member[1]
-
-
-def _job_queue(keys: QueueKeys, member: bytes | None) -> str:
-    """Return the name of the queue a job belongs to: its member's name in a queue family."""
-    if not keys.family or member is None:
-        return keys.queue
-    return keys.queue.removesuffix(f"[{WHOLE_FAMILY}]") + f"[{_text(member)}]"
-
-
-def _parse_claimed(keys: QueueKeys, raw: Sequence[Any]) -> list[ClaimedJob]:
-    # A family claim returns each job's member after its fields.
-    width = _CLAIM_WIDTH + 1 if keys.family else _CLAIM_WIDTH
-    jobs = []
-    for i in range(0, len(raw), width):
-        entry = raw[i : i + width]
-        job_id, payload, attempt, reclaims, enqueued_at, due_at, signature, state = entry[:8]
-        member = entry[8] if keys.family else None
-        problems: list[str] = []
-        if payload is None:
-            problems.append("the job hash has no payload field")
-        jobs.append(
-            ClaimedJob(
-                queue=_job_queue(keys, member),
-                id=job_id.decode(),
-                payload=payload or b"",
-                attempt=_number_field("attempt", attempt, problems) or 0,
-                reclaims=_number_field("reclaims", reclaims, problems) or 0,
-                enqueued_at_ms=_number_field("enqueued_at", enqueued_at, problems),
-                due_at_ms=_number_field("due_at", due_at, problems),
-                signature=signature,
-                state=state,
-                problem="; ".join(problems) or None,
-            )
-        )
-    return jobs
-
-
-def _number_field(name: str, value: bytes | None, problems: list[str]) -> int | None:
-    # A job hash damaged by hand must not stop the claim of the jobs beside it.
-    if not value:
-        return None
-    try:
-        return int(value)
-    except ValueError:
-        problems.append(f"field {name} is {value!r}, not an integer")
-        return None
-
-
-def _parse_counts(queue: str, raw: Sequence[Any]) -> QueueCounts:
-    ready, scheduled, retry, dead, latency, running, orphaned, flat, unique_keys, throttle = raw[
-        :10
-    ]
-    family_fields = raw[10:]
-    counters = {flat[i].decode(): int(flat[i + 1]) for i in range(0, len(flat), 2)}
-    family = None
-    if family_fields:
-        members, active, biggest = family_fields
-        family = FamilyCounts(
-            members=int(members),
-            active=int(active),
-            biggest_backlogs={
-                _text(biggest[i]): int(biggest[i + 1]) for i in range(0, len(biggest), 2)
-            },
-        )
-    return QueueCounts(
-        queue=queue,
-        ready=int(ready),
-        scheduled=int(scheduled),
-        retry=int(retry),
-        dead=int(dead),
-        running=int(running),
-        orphaned=int(orphaned),
-        latency_ms=int(latency),
-        processed=counters.get("processed", 0),
-        succeeded=counters.get("succeeded", 0),
-        failed=counters.get("failed", 0),
-        retried=counters.get("retried", 0),
-        dead_total=counters.get("dead", 0),
-        cancelled=counters.get("cancelled", 0),
-        timed_out=counters.get("timed_out", 0),
-        unique_keys=int(unique_keys),
-        throttle=ThrottleState(*(int(value) for value in throttle)) if throttle else None,
-        family=family,
-    )
-
-
-def _parse_process(process_id: str, fields: dict[bytes, bytes]) -> ProcessRecord:
-    raw = {name.decode(): value.decode() for name, value in fields.items()}
-    return ProcessRecord(
-        id=process_id,
-        host=raw.get("host", "?"),
-        pid=int(raw.get("pid", 0)),
-        queues=json.loads(raw.get("queues", "[]")),
-        busy=int(raw.get("busy", 0)),
-        concurrency=int(raw.get("concurrency", 0)),
-        started_at_ms=int(raw.get("started_at", 0)),
-        last_beat_ms=int(raw.get("last_beat", 0)),
-        raw=raw,
-    )
