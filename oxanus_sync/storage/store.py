@@ -182,11 +182,18 @@ class Storage:
             keys.unique,
             keys.active,
             keys.members,
-            *(keys.job(job.id) for job in chunk),
         ]
+        # Jobs that are not unique leave out their two unique values.
+        any_unique = any(job.unique for job in chunk)
         args: list[KeyOrArg] = [when[0], when[1], keys.job_prefix, member or ""]
-        for job in chunk:
-            args += (job.id, job.payload, job.signature, job.unique, job.on_conflict)
+        if any_unique:
+            args.append(5)
+            for job in chunk:
+                args += (job.id, job.payload, job.signature, job.unique, job.on_conflict)
+        else:
+            args.append(3)
+            for job in chunk:
+                args += (job.id, job.payload, job.signature)
         return script_keys, args
 
     def register_queues(self, queues: Iterable[str]) -> None:

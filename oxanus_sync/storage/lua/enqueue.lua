@@ -5,12 +5,13 @@
 --
 -- KEYS[1] ready list, KEYS[2] scheduled set, KEYS[3] retry set, KEYS[4] unique hash,
 -- KEYS[5] the active list and KEYS[6] the members set of a queue family (not touched for a
--- static queue), KEYS[7..] the job hash of each job, in order.
+-- static queue). Job hashes are ARGV[3] followed by the job id, in the same hash tag.
 -- ARGV[1] "now", "in" (ARGV[2] is a delay in ms) or "at" (ARGV[2] is a due time in ms);
 -- ARGV[3] job key prefix; ARGV[4] the member's key in a queue family, empty for a static
--- queue; ARGV[5..] groups of five: job id, payload, signature (empty when payloads are not
--- signed), unique field (empty when the job is not unique) and conflict policy ("skip" or
--- "replace").
+-- queue; ARGV[5] "5" when the jobs carry unique fields, else "3"; ARGV[6..] groups of that
+-- many values: job id, payload, signature (empty when payloads are not signed), and with
+-- "5" the unique field (empty when the job is not unique) and conflict policy ("skip" or
+-- "replace"). A batch of jobs that are not unique sends two values fewer per job.
 -- Returns a code and a job id per job: 1 and its id when created, 0 and its id when a job with
 -- that id already exists, 2 and the existing job's id when a unique job was skipped, 3 and the
 -- existing job's id when that job took the new arguments.
@@ -119,9 +120,14 @@ local function enqueue_unique(job_key, id, payload, sig, field, policy)
 end
 
 local results = {}
-for i = 5, #ARGV, 5 do
-  local id, payload, sig, field, policy = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
-  local job_key = KEYS[7 + (i - 5) / 5]
+local stride = tonumber(ARGV[5])
+for i = 6, #ARGV, stride do
+  local id, payload, sig = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+  local field, policy = '', 'skip'
+  if stride == 5 then
+    field, policy = ARGV[i + 3], ARGV[i + 4]
+  end
+  local job_key = job_prefix .. id
   local code, result_id = 1, id
 
   if redis.call('EXISTS', job_key) == 1 then
