@@ -328,7 +328,7 @@ def test_due_jobs_promoted_to_member_lists(
     retried = client.enqueue(TENANTS("flaky"), Record(label="r"))
     storage.heartbeat("p1", [TENANTS.name], 10_000, {"started_at": 0})
     claimed = storage.claim(TENANTS.name, "p1", 5).jobs
-    storage.fail(
+    failure = storage.fail_call(
         TENANTS.name,
         "p1",
         retried,
@@ -338,6 +338,7 @@ def test_due_jobs_promoted_to_member_lists(
         dead_max_jobs=10,
         dead_max_age_ms=60_000,
     )
+    storage.finish(failure)
     assert [job.queue for job in claimed] == ["tenants[flaky]"]
     assert redis_client.llen(keys.active) == 0
 

@@ -105,7 +105,7 @@ class Storage:
         """Create `jobs` in `queue`; return a code and a job id per job.
 
         The codes: 1 created; 0 not created because a job with that id exists; 2 a unique job
-        skipped because the returned job holds its key; 3 the returned job, holding the key
+        skipped because the returned job has its key; 3 the returned job, owner of the key
         and not started yet, took the new job's payload and due time.
 
         `when` is ("now", 0), ("in", delay_ms) or ("at", due_ms). All chunks go in one pipeline.
@@ -268,46 +268,6 @@ class Storage:
             return None
         return parse_claimed(keys, [reply, *fields])[0]
 
-    def ack(
-        self,
-        queue: str,
-        process_id: str,
-        job_id: str,
-        claim_next: int,
-        throttle: Throttle | None = None,
-    ) -> tuple[bool, list[ClaimedJob]]:
-        """Finish a succeeded job; return whether this process still owned it, and next jobs."""
-        return self.finish(self.ack_call(queue, process_id, job_id, claim_next, throttle))
-
-    def fail(
-        self,
-        queue: str,
-        process_id: str,
-        job_id: str,
-        *,
-        retry_delay_ms: int | None,
-        error: dict[str, Any],
-        claim_next: int,
-        dead_max_jobs: int,
-        dead_max_age_ms: int,
-        throttle: Throttle | None = None,
-        timed_out: bool = False,
-    ) -> tuple[bool, list[ClaimedJob]]:
-        """Record a failed attempt: retry after `retry_delay_ms`, or dead when it is None."""
-        call = self.fail_call(
-            queue,
-            process_id,
-            job_id,
-            retry_delay_ms=retry_delay_ms,
-            error=error,
-            claim_next=claim_next,
-            dead_max_jobs=dead_max_jobs,
-            dead_max_age_ms=dead_max_age_ms,
-            throttle=throttle,
-            timed_out=timed_out,
-        )
-        return self.finish(call)
-
     def ack_call(
         self,
         queue: str,
@@ -316,7 +276,11 @@ class Storage:
         claim_next: int,
         throttle: Throttle | None = None,
     ) -> FinishCall:
-        """Build the script call of `ack`, to run with `finish` or `finish_many`."""
+        """Build the call that finishes a succeeded job, for `finish` or `finish_many`.
+
+        The script also claims up to `claim_next` more jobs, through `throttle`, while the
+        process's lease is valid.
+        """
         keys = self.keys(queue)
         return FinishCall(
             keys,
@@ -348,7 +312,11 @@ class Storage:
         throttle: Throttle | None = None,
         timed_out: bool = False,
     ) -> FinishCall:
-        """Build the script call of `fail`, to run with `finish` or `finish_many`."""
+        """Build the call that records a failed attempt, for `finish` or `finish_many`.
+
+        The job is retried after `retry_delay_ms`, or goes dead when it is None; more jobs are
+        claimed next as for `ack_call`.
+        """
         keys = self.keys(queue)
         mode = "dead" if retry_delay_ms is None else "retry"
         return FinishCall(
@@ -790,7 +758,7 @@ class Storage:
 
 def _single_connection_client(pool: redis.ConnectionPool, options: dict[str, Any]) -> redis.Redis:
     """Open a connection with `options`, to the server that `pool` connects to, in a pool of
-    its own that the returned client closes. One thread uses the client, so the pool holds one
+    its own that the returned client closes. One thread uses the client, so the pool keeps one
     connection.
 
     A Sentinel-managed pool gets a Sentinel-managed copy, which queries the Sentinels for
