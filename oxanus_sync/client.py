@@ -253,7 +253,7 @@ class Client:
     def enqueue(self, queue: QueueRef, job: Worker) -> Enqueued:
         """Enqueue `job` to run as soon as a Runner takes it; return its id.
 
-        The id is an `Enqueued` string whose `outcome` says whether the job was created, or,
+        The id is an `Enqueued` string whose `outcome` tells whether the job was created, or,
         for a job type with a `unique_key`, skipped or merged into the existing job (see
         `oxanus_sync.unique`).
 
@@ -599,8 +599,9 @@ def _check_wait(connection: redis.Redis, wait_replicas: object, wait_timeout_ms:
         )
 
 
-# Storage's enqueue codes. Code 0 (the id already existed) cannot happen for random ids except
-# when a dropped connection made redis-py send the script again; the first send created it.
+# Storage's enqueue codes. Random ids make code 0 (the id already existed) impossible, except
+# when a dropped connection made redis-py send the script again. The first send created the
+# job then, so code 0 means created too.
 _OUTCOMES = {
     0: EnqueueOutcome.CREATED,
     1: EnqueueOutcome.CREATED,

@@ -60,7 +60,7 @@ class RetryPolicy:
         return delay * random.uniform(1 - self.jitter, 1 + self.jitter)
 
 
-# Longest throttle window: a week, in seconds.
+# Maximum throttle window: a week, in seconds.
 MAX_THROTTLE_WINDOW_S = 7 * 24 * 3600.0
 
 

@@ -59,7 +59,7 @@ class OtherType(SyncTenant, name="tests.unique.OtherType"):
 
 
 class SlowTenant(ReplaceTenant, name="tests.unique.SlowTenant"):
-    """Records its start, then waits until the recorder holds "release"."""
+    """Records its start, then waits until the recorder contains "release"."""
 
     def process(self, ctx: Context[Recorder]) -> None:
         ctx.shared.add(("start", self.tenant, self.note))
@@ -354,7 +354,7 @@ def test_sigkill_keeps_key_until_rerun_finishes(
     wait_until(lambda: probe_starts(redis_client, namespace), 10, "the job started")
 
     doomed.kill()
-    # The orphaned job still holds its key.
+    # The orphaned job still has its key.
     assert client.enqueue(CRASH_QUEUE, UniqueProbe(tag="report", seconds=0.0)).skipped
 
     start_runner("--lease", "1.0", "--heartbeat", "0.25")

@@ -55,7 +55,7 @@ def callable_name(func: Any, *, what: str = "job function") -> str:
 
 
 def _check_not_standard(path: str, what: str) -> str:
-    # Workers refuse these, so the job would only fail there; say so where it is enqueued.
+    # Workers reject these anyway, so reject them here, where the caller sees the error.
     top = path.partition(".")[0]
     if top == "builtins" or top in _STDLIB:
         raise ValueError(

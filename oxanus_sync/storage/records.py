@@ -16,7 +16,7 @@ class NewJob(NamedTuple):
     several times longer to build.
 
     `unique` is the job's field in the queue's unique hash, empty when the job is not unique,
-    and `on_conflict` what happens when another job holds that field: "skip" or "replace".
+    and `on_conflict` what happens when another job has that field: "skip" or "replace".
     """
 
     id: str

@@ -33,7 +33,8 @@ local function throttle_room(throttle, limit, window_ms, now)
   return 0, tonumber(oldest[2]) + window_ms - now
 end
 
--- Record the admission of job `id` in `throttle`, which forgets it after `window_ms`.
+-- Record the admission of job `id` in `throttle`. The set expires a second after the window
+-- of its newest admission.
 local function throttle_admit(throttle, window_ms, now, id)
   redis.call('ZADD', throttle, now, now .. ':' .. id)
   redis.call('PEXPIRE', throttle, window_ms + 1000)
@@ -117,7 +118,7 @@ local function claim_jobs(ready, processing, job_prefix, count, throttle, active
     local fields = id and redis.call('HMGET', job_prefix .. id,
       'payload', 'attempt', 'reclaims', 'enqueued_at', 'due_at', 'sig', 'state')
     -- A hash without a payload is claimed all the same, so that its Runner sends it to the
-    -- dead set with the reason; only an id whose hash is gone is dropped.
+    -- dead set with the reason. Only an id whose hash is gone is dropped.
     if fields and (fields[1] or redis.call('EXISTS', job_prefix .. id) == 1) then
       claimed[#claimed + 1] = id
       for i = 1, 7 do

@@ -1,6 +1,6 @@
 --! include _common.lua
 -- Move a dead job back to the ready list with its attempt count reset. A unique job takes its
--- unique key again unless another live job holds it; then it runs without holding the key.
+-- unique key again unless another live job has it, in which case it runs without the key.
 --
 -- KEYS[1] dead set, KEYS[2] ready list, KEYS[3] job hash, KEYS[4] unique hash, KEYS[5] the
 -- active list of a queue family (absent for a static queue). ARGV[1] job id, ARGV[2] job key

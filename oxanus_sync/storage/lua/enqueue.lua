@@ -7,11 +7,12 @@
 -- KEYS[5] the active list and KEYS[6] the members set of a queue family (not touched for a
 -- static queue). Job hashes are ARGV[3] followed by the job id, in the same hash tag.
 -- ARGV[1] "now", "in" (ARGV[2] is a delay in ms) or "at" (ARGV[2] is a due time in ms);
--- ARGV[3] job key prefix; ARGV[4] the member's key in a queue family, empty for a static
--- queue; ARGV[5] "5" when the jobs carry unique fields, else "3"; ARGV[6..] groups of that
--- many values: job id, payload, signature (empty when payloads are not signed), and with
--- "5" the unique field (empty when the job is not unique) and conflict policy ("skip" or
--- "replace"). A batch of jobs that are not unique sends two values fewer per job.
+-- ARGV[3] job key prefix. ARGV[4] the member's key in a queue family, empty for a static
+-- queue. ARGV[5] "5" when the jobs carry unique fields, else "3".
+-- ARGV[6..] groups of that many values: job id, payload and signature (empty when payloads
+-- are not signed). With "5", each group adds the unique field (empty when the job is not
+-- unique) and the conflict policy ("skip" or "replace"), so a batch without unique jobs sends
+-- two values fewer per job.
 -- Returns a code and a job id per job: 1 and its id when created, 0 and its id when a job with
 -- that id already exists, 2 and the existing job's id when a unique job was skipped, 3 and the
 -- existing job's id when that job took the new arguments.
