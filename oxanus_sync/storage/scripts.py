@@ -15,6 +15,8 @@ from typing import Any
 import redis
 from redis.exceptions import NoScriptError
 
+from oxanus_sync.storage.wire import exchange
+
 _INCLUDE = "--! include "
 
 KeyOrArg = str | bytes | int | float
@@ -31,12 +33,14 @@ class Script:
     def __call__(
         self, client: redis.Redis, keys: Sequence[KeyOrArg], args: Sequence[KeyOrArg]
     ) -> Any:
-        try:
-            return client.evalsha(self.sha, len(keys), *keys, *args)
-        except NoScriptError:
-            # EVAL runs the script and caches it on the server that replied NOSCRIPT, which a
-            # separate SCRIPT LOAD could miss right after a failover.
-            return client.eval(self.source, len(keys), *keys, *args)
+        (reply,) = run_scripts(client, [(self, keys, args)])
+        if isinstance(reply, Exception):
+            raise reply
+        return reply
+
+    def command(self, keys: Sequence[KeyOrArg], args: Sequence[KeyOrArg]) -> list[KeyOrArg]:
+        """Return the EVALSHA command of a call, for `wire.exchange`."""
+        return ["EVALSHA", self.sha, len(keys), *keys, *args]
 
     def queue_in(self, pipe: Any, keys: Sequence[KeyOrArg], args: Sequence[KeyOrArg]) -> None:
         """Add a call to a pipeline; run the pipeline with `execute_pipeline`."""
@@ -69,6 +73,27 @@ def execute_pipeline(
         if raise_on_error and isinstance(result, Exception):
             raise result
     return results
+
+
+def run_scripts(
+    client: redis.Redis, calls: Sequence[tuple[Script, Sequence[KeyOrArg], Sequence[KeyOrArg]]]
+) -> list[Any]:
+    """Run script calls in one round trip; return each reply, or the error Redis gave it.
+
+    A call answered NOSCRIPT is sent again as EVAL with the script's source, which also caches
+    the script on the server that replied, even right after a failover. Redis rejected the
+    first try before running it, so nothing runs twice.
+    """
+    replies = exchange(client, [script.command(keys, args) for script, keys, args in calls])
+    missing = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
+    if missing:
+        resent = [
+            ["EVAL", calls[i][0].source, len(calls[i][1]), *calls[i][1], *calls[i][2]]
+            for i in missing
+        ]
+        for i, reply in zip(missing, exchange(client, resent), strict=True):
+            replies[i] = reply
+    return replies
 
 
 def load_scripts() -> dict[str, Script]:

@@ -33,7 +33,14 @@ from oxanus_sync.storage.records import (
     ProcessRecord,
     QueueCounts,
 )
-from oxanus_sync.storage.scripts import KeyOrArg, Script, execute_pipeline, load_scripts
+from oxanus_sync.storage.scripts import (
+    KeyOrArg,
+    Script,
+    execute_pipeline,
+    load_scripts,
+    run_scripts,
+)
+from oxanus_sync.storage.wire import exchange
 
 # Jobs per enqueue script call; bounded because Lua's unpack() has a stack limit near 8,000.
 ENQUEUE_CHUNK = 1000
@@ -119,12 +126,12 @@ class Storage:
                 raise PartialEnqueue(created=0, error=error) from error
             return _enqueue_outcomes(len(jobs), [reply])
 
-        pipe = self.redis.pipeline(transaction=False)
-        self._queue_enqueue(pipe, queue, jobs, when, by_source=False)
-        results = execute_pipeline(
-            self.redis, pipe, [self._script["enqueue"]], raise_on_error=False
-        )
-        return _enqueue_outcomes(len(jobs), results)
+        script = self._script["enqueue"]
+        calls = [
+            (script, *self._enqueue_call(queue, jobs[start : start + ENQUEUE_CHUNK], when))
+            for start in range(0, len(jobs), ENQUEUE_CHUNK)
+        ]
+        return _enqueue_outcomes(len(jobs), run_scripts(self.redis, calls))
 
     def enqueue_and_wait(
         self,
@@ -143,28 +150,13 @@ class Storage:
         pipeline, perhaps on another connection, where the WAIT would not cover it.
         """
         pipe = self.redis.pipeline(transaction=False)
-        self._queue_enqueue(pipe, queue, jobs, when, by_source=True)
+        script = self._script["enqueue"]
+        for start in range(0, len(jobs), ENQUEUE_CHUNK):
+            script_keys, args = self._enqueue_call(queue, jobs[start : start + ENQUEUE_CHUNK], when)
+            pipe.eval(script.source, len(script_keys), *script_keys, *args)
         pipe.wait(replicas, timeout_ms)
         *results, acknowledged = pipe.execute(raise_on_error=False)
         return _enqueue_outcomes(len(jobs), results), acknowledged
-
-    def _queue_enqueue(
-        self,
-        pipe: Any,
-        queue: str,
-        jobs: Sequence[NewJob],
-        when: tuple[str, int],
-        *,
-        by_source: bool,
-    ) -> None:
-        script = self._script["enqueue"]
-        for start in range(0, len(jobs), ENQUEUE_CHUNK):
-            chunk = jobs[start : start + ENQUEUE_CHUNK]
-            script_keys, args = self._enqueue_call(queue, chunk, when)
-            if by_source:
-                pipe.eval(script.source, len(script_keys), *script_keys, *args)
-            else:
-                script.queue_in(pipe, script_keys, args)
 
     def _enqueue_call(
         self, queue: str, chunk: Sequence[NewJob], when: tuple[str, int]
@@ -257,12 +249,13 @@ class Storage:
             return jobs[0] if jobs else None
 
         processing = keys.processing(process_id)
-        reply = connection.blmove(keys.ready, processing, timeout_s, "RIGHT", "LEFT")  # type: ignore[arg-type]
+        blmove: list[KeyOrArg] = ["BLMOVE", keys.ready, processing, "RIGHT", "LEFT", timeout_s]
+        reply = _command(connection, blmove)
         if reply is None:
             return None
 
         job_id = decode_text(reply)
-        fields = connection.hmget(keys.job_prefix + job_id, CLAIM_FIELDS)
+        fields = _command(connection, ["HMGET", keys.job_prefix + job_id, *CLAIM_FIELDS])
         if fields[0] is None and not connection.exists(keys.job_prefix + job_id):
             connection.lrem(processing, 1, job_id)
             return None
@@ -365,12 +358,7 @@ class Storage:
         if len(calls) == 1:
             return [self.finish(calls[0])]
 
-        pipe = self.redis.pipeline(transaction=False)
-        for call in calls:
-            call.script.queue_in(pipe, call.keys, call.args)
-        replies = execute_pipeline(
-            self.redis, pipe, [self._script["ack"], self._script["fail"]], raise_on_error=False
-        )
+        replies = run_scripts(self.redis, [(call.script, call.keys, call.args) for call in calls])
 
         results: list[tuple[bool, list[ClaimedJob]] | Exception] = []
         for call, reply in zip(calls, replies, strict=True):
@@ -808,6 +796,14 @@ def _enqueue_outcomes(count: int, results: Sequence[Any]) -> list[tuple[int, str
 def _server_time_ms(client: redis.Redis) -> int:
     seconds, micros = client.time()
     return int(seconds) * 1000 + int(micros) // 1000
+
+
+def _command(connection: redis.Redis, command: list[KeyOrArg]) -> Any:
+    # One command on the per-job path (see wire.py); its reply, or the error Redis gave.
+    (reply,) = exchange(connection, [command])
+    if isinstance(reply, Exception):
+        raise reply
+    return reply
 
 
 def _family_keys(keys: QueueKeys) -> list[str]:
