@@ -141,11 +141,11 @@ def test_enqueue_many_one_call_per_chunk(client: Client, redis_url: str, namespa
             if words[0].upper() == "EVALSHA" and words[3].startswith(ready_key):
                 key_counts.append(int(words[2]))
 
-    # Three calls for 2,500 jobs. Each passes the ready list, the scheduled and retry sets,
-    # the unique hash and the two keys of a queue family (not touched for a static queue);
-    # the script names job hashes from the job key prefix.
+    # Three calls for 2,500 jobs. Jobs due now in a static queue, without unique keys, take
+    # the short script, which passes only the ready list and names job hashes from the job
+    # key prefix.
     assert ENQUEUE_CHUNK == 1000
-    assert key_counts == [6, 6, 6]
+    assert key_counts == [1, 1, 1]
 
 
 def test_enqueue_many_empty_returns_empty(client: Client) -> None:

@@ -117,21 +117,11 @@ class Storage:
 
         `when` is ("now", 0), ("in", delay_ms) or ("at", due_ms). All chunks go in one pipeline.
         """
-        if len(jobs) <= ENQUEUE_CHUNK:
-            # One script call without a pipeline costs less client CPU.
-            script_keys, args = self._enqueue_call(queue, jobs, when)
-            try:
-                reply = self._script["enqueue"](self.redis, script_keys, args)
-            except redis.ResponseError as error:
-                raise PartialEnqueue(created=0, error=error) from error
-            return _enqueue_outcomes(len(jobs), [reply])
-
-        script = self._script["enqueue"]
-        calls = [
-            (script, *self._enqueue_call(queue, jobs[start : start + ENQUEUE_CHUNK], when))
-            for start in range(0, len(jobs), ENQUEUE_CHUNK)
+        chunks = [
+            jobs[start : start + ENQUEUE_CHUNK] for start in range(0, len(jobs), ENQUEUE_CHUNK)
         ]
-        return _enqueue_outcomes(len(jobs), run_scripts(self.redis, calls))
+        calls = [self._enqueue_call(queue, chunk, when) for chunk in chunks]
+        return self._enqueue_outcomes(chunks, calls, run_scripts(self.redis, calls))
 
     def enqueue_and_wait(
         self,
@@ -149,23 +139,32 @@ class Storage:
         scripts are sent as EVAL: an EVALSHA answered NOSCRIPT would be sent again in a second
         pipeline, perhaps on another connection, where the WAIT would not cover it.
         """
+        chunks = [
+            jobs[start : start + ENQUEUE_CHUNK] for start in range(0, len(jobs), ENQUEUE_CHUNK)
+        ]
+        calls = [self._enqueue_call(queue, chunk, when) for chunk in chunks]
         pipe = self.redis.pipeline(transaction=False)
-        script = self._script["enqueue"]
-        for start in range(0, len(jobs), ENQUEUE_CHUNK):
-            script_keys, args = self._enqueue_call(queue, jobs[start : start + ENQUEUE_CHUNK], when)
+        for script, script_keys, args in calls:
             pipe.eval(script.source, len(script_keys), *script_keys, *args)
         pipe.wait(replicas, timeout_ms)
         *results, acknowledged = pipe.execute(raise_on_error=False)
-        return _enqueue_outcomes(len(jobs), results), acknowledged
+        return self._enqueue_outcomes(chunks, calls, results), acknowledged
 
     def _enqueue_call(
         self, queue: str, chunk: Sequence[NewJob], when: tuple[str, int]
-    ) -> tuple[list[KeyOrArg], list[KeyOrArg]]:
-        # The keys and arguments of one enqueue.lua call for at most ENQUEUE_CHUNK jobs.
+    ) -> tuple[Script, list[KeyOrArg], list[KeyOrArg]]:
+        # The script, keys and arguments of one call for at most ENQUEUE_CHUNK jobs.
         keys = self.keys(queue)
         member = member_key(queue)
         if keys.family and member is None:
             raise ValueError(f"enqueue to a member of queue family {queue!r}, not to all of it")
+
+        any_unique = any(job.unique for job in chunk)
+        if when[0] == "now" and not keys.family and not any_unique:
+            args: list[KeyOrArg] = [keys.job_prefix]
+            for job in chunk:
+                args += (job.id, job.payload, job.signature)
+            return self._script["enqueue_now"], [keys.ready], args
 
         script_keys: list[KeyOrArg] = [
             keys.ready,
@@ -176,8 +175,7 @@ class Storage:
             keys.members,
         ]
         # Jobs that are not unique leave out their two unique values.
-        any_unique = any(job.unique for job in chunk)
-        args: list[KeyOrArg] = [when[0], when[1], keys.job_prefix, member or ""]
+        args = [when[0], when[1], keys.job_prefix, member or ""]
         if any_unique:
             args.append(5)
             for job in chunk:
@@ -186,7 +184,27 @@ class Storage:
             args.append(3)
             for job in chunk:
                 args += (job.id, job.payload, job.signature)
-        return script_keys, args
+        return self._script["enqueue"], script_keys, args
+
+    def _enqueue_outcomes(
+        self,
+        chunks: Sequence[Sequence[NewJob]],
+        calls: Sequence[tuple[Script, list[KeyOrArg], list[KeyOrArg]]],
+        replies: Sequence[Any],
+    ) -> list[tuple[int, str]]:
+        # A code and a job id per job; a failed chunk ends the stored prefix. enqueue_now.lua
+        # replies with a code per job, enqueue.lua with a code and a job id per job.
+        outcomes: list[tuple[int, str]] = []
+        for chunk, (script, _, _), reply in zip(chunks, calls, replies, strict=True):
+            if isinstance(reply, Exception):
+                raise PartialEnqueue(created=len(outcomes), error=reply)
+            if script is self._script["enqueue_now"]:
+                outcomes += [(int(code), job.id) for code, job in zip(reply, chunk, strict=True)]
+            else:
+                outcomes += [
+                    (int(reply[i]), decode_text(reply[i + 1])) for i in range(0, len(reply), 2)
+                ]
+        return outcomes
 
     def register_queues(self, queues: Iterable[str]) -> None:
         names = list(queues)
@@ -779,18 +797,6 @@ def _single_connection_client(pool: redis.ConnectionPool, options: dict[str, Any
 def _throttle_args(throttle: Throttle | None) -> tuple[int, int]:
     # The scripts read a limit of 0 as "not throttled".
     return (0, 0) if throttle is None else (throttle.limit, throttle.window_ms)
-
-
-def _enqueue_outcomes(count: int, results: Sequence[Any]) -> list[tuple[int, str]]:
-    # One result per chunk of ENQUEUE_CHUNK jobs; a failed chunk ends the stored prefix.
-    outcomes: list[tuple[int, str]] = []
-    for start, result in zip(range(0, count, ENQUEUE_CHUNK), results, strict=True):
-        if isinstance(result, Exception):
-            raise PartialEnqueue(created=start, error=result)
-        outcomes.extend(
-            (int(result[i]), decode_text(result[i + 1])) for i in range(0, len(result), 2)
-        )
-    return outcomes
 
 
 def _server_time_ms(client: redis.Redis) -> int:
