@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import time
-import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -282,14 +282,13 @@ class Client:
     def _enqueue(
         self, queue: QueueRef, jobs: Sequence[Worker], when: tuple[str, int]
     ) -> list[Enqueued]:
-        name = _enqueue_queue_name(queue)
+        name, member = _enqueue_queue_name(queue)
         for job in jobs:
             if not isinstance(job, Worker):
                 raise EnqueueError(
                     f"cannot enqueue {job!r}: expected an instance of a Worker subclass"
                 )
         # A queue family keeps one unique hash, so a member's key is part of each unique field.
-        member = split_member_name(name)
         scope = member[1] if member is not None else None
         entries = [self._entry(job, scope) for job in jobs]
         if not entries:
@@ -297,7 +296,8 @@ class Client:
 
         ids = [entry.id for entry in entries]
         with self._redis_errors(f"enqueue to queue {name!r}"):
-            self._register(name)
+            if name not in self._registered_queues:
+                self._register(name)
             try:
                 if self.wait_replicas:
                     outcomes = self._enqueue_and_wait(name, ids, entries, when)
@@ -364,9 +364,9 @@ class Client:
         signature = self.signer.sign(payload) if self.signer else b""
         key = job.unique_key()
         if key is None:
-            return NewJob(uuid.uuid4().hex, payload, signature)
+            return NewJob(_new_id(), payload, signature)
         return NewJob(
-            uuid.uuid4().hex,
+            _new_id(),
             payload,
             signature,
             unique=unique_field(job.job_name, key, member),
@@ -636,7 +636,8 @@ def _queue_name(queue: QueueRef) -> str:
     return resolve_queue_name(queue)
 
 
-def _enqueue_queue_name(queue: QueueRef) -> str:
+def _enqueue_queue_name(queue: QueueRef) -> tuple[str, tuple[str, str] | None]:
+    # The name, and the prefix and key when it names a member of a queue family.
     if isinstance(queue, QueueFamily):
         raise ConfigurationError(
             f"cannot enqueue to queue family {queue.prefix!r} as a whole: enqueue to one of "
@@ -649,7 +650,15 @@ def _enqueue_queue_name(queue: QueueRef) -> str:
             f"cannot enqueue to {name!r}, a whole queue family: enqueue to a member such as "
             f"{member_name(member[0], 'some-key')!r}"
         )
-    return name
+    return name, member
+
+
+def _new_id() -> str:
+    """Return a random job id: a version 4 UUID in 32 hex digits, made without `uuid.UUID`."""
+    raw = bytearray(os.urandom(16))
+    raw[6] = raw[6] & 0x0F | 0x40
+    raw[8] = raw[8] & 0x3F | 0x80
+    return raw.hex()
 
 
 def _delay_ms(delay: Delay) -> int:

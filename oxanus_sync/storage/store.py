@@ -155,7 +155,7 @@ class Storage:
     ) -> tuple[Script, list[KeyOrArg], list[KeyOrArg]]:
         # The script, keys and arguments of one call for at most ENQUEUE_CHUNK jobs.
         keys = self.keys(queue)
-        member = member_key(queue)
+        member = member_key(queue) if keys.family else None
         if keys.family and member is None:
             raise ValueError(f"enqueue to a member of queue family {queue!r}, not to all of it")
 

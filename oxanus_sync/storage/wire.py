@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import inspect
 import os
+import time
 import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -25,6 +26,9 @@ import redis
 Arg = str | bytes | int | float
 
 # redis-py before 5.3 requires a command name in get_connection(); later versions warn on it.
+# A kept connection used this recently is not checked before its next use.
+FRESH_S = 1.0
+
 _COMMAND_NAME = inspect.signature(redis.ConnectionPool.get_connection).parameters.get(
     "command_name"
 )
@@ -41,23 +45,22 @@ class _KeptConnections:
 
     They stay checked out of the pool, so `pool.disconnect()` still closes them, and the next
     exchange on one reconnects. A kept connection with data waiting, or closed by the server,
-    is reconnected before use, as the pool does. A forked child drops its parent's connections.
-    A `BlockingConnectionPool` caps its connections, so with one nothing is kept.
+    is reconnected before use, as the pool does, unless it was used less than `FRESH_S` ago.
+    That check costs a system call. A connection that dropped since its last use fails its
+    exchange, and the client's retry policy, if it has one, repeats it on a new connection.
+    A forked child drops the connections of its parent. A `BlockingConnectionPool` caps its
+    connections, so with one nothing is kept.
     """
 
     def __init__(self, client: redis.Redis) -> None:
         self.pool = client.connection_pool
         self.plain = _is_plain(client)
         self.keep = not isinstance(self.pool, redis.BlockingConnectionPool)
-        self.idle: list[Any] = []
-        self.pid = os.getpid()
+        self.idle: list[tuple[Any, float]] = []
 
     def take(self) -> Any:
-        if self.pid != os.getpid():
-            self.idle = []
-            self.pid = os.getpid()
         try:
-            connection = self.idle.pop()
+            connection, released_at = self.idle.pop()
         except IndexError:
             return (
                 self.pool.get_connection("EXCHANGE")
@@ -65,6 +68,8 @@ class _KeptConnections:
                 else self.pool.get_connection()
             )
 
+        if time.monotonic() - released_at < FRESH_S:
+            return connection
         try:
             stale = connection.can_read()
         except (redis.ConnectionError, redis.TimeoutError, OSError):
@@ -75,12 +80,23 @@ class _KeptConnections:
 
     def give_back(self, connection: Any) -> None:
         if self.keep:
-            self.idle.append(connection)
+            self.idle.append((connection, time.monotonic()))
         else:
             self.pool.release(connection)
 
 
-_kept: weakref.WeakKeyDictionary[redis.Redis, _KeptConnections] = weakref.WeakKeyDictionary()
+_kept_by_client: weakref.WeakKeyDictionary[redis.Redis, _KeptConnections] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _forget_after_fork() -> None:
+    # The child must not share the parent's sockets, so it opens its own through the pool.
+    for kept in list(_kept_by_client.values()):
+        kept.idle = []
+
+
+os.register_at_fork(after_in_child=_forget_after_fork)
 
 
 def exchange(client: redis.Redis, commands: Sequence[Sequence[Arg]]) -> list[Any]:
@@ -90,9 +106,9 @@ def exchange(client: redis.Redis, commands: Sequence[Sequence[Arg]]) -> list[Any
     connection error or timeout is retried as the client's retry policy says, resending every
     command, as a redis-py pipeline does; when retries run out, it is raised.
     """
-    kept = _kept.get(client)
+    kept = _kept_by_client.get(client)
     if kept is None:
-        kept = _kept.setdefault(client, _KeptConnections(client))
+        kept = _kept_by_client.setdefault(client, _KeptConnections(client))
     if not kept.plain:
         return _exchange_by_redis_py(client, commands)
 
