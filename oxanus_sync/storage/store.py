@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis
+from redis.exceptions import NoScriptError
 from redis.sentinel import SentinelConnectionPool
 
 from oxanus_sync.queue import WHOLE_FAMILY, Throttle, member_name, split_member_name
@@ -266,18 +267,28 @@ class Storage:
             jobs = self.claim(queue, process_id, 1).jobs
             return jobs[0] if jobs else None
 
+        # The job's fields are read by a script sent in the same write (see fetched.lua).
         processing = keys.processing(process_id)
-        blmove: list[KeyOrArg] = ["BLMOVE", keys.ready, processing, "RIGHT", "LEFT", timeout_s]
-        reply = _command(connection, blmove)
-        if reply is None:
+        blmove: list[KeyOrArg] = ["BLMOVE", keys.ready, processing, "RIGHT", "RIGHT", timeout_s]
+        read = self._script["fetched"].command([processing], [keys.job_prefix, *CLAIM_FIELDS])
+        moved, fetched = exchange(connection, [blmove, read])
+        if isinstance(moved, Exception):
+            raise moved
+        if moved is None:
             return None
 
-        job_id = decode_text(reply)
-        fields = _command(connection, ["HMGET", keys.job_prefix + job_id, *CLAIM_FIELDS])
+        job_id = decode_text(moved)
+        if isinstance(fetched, list) and fetched and decode_text(fetched[0]) == job_id:
+            fields = fetched[1:]
+        else:
+            # NOSCRIPT, or the list changed under a reclaim: read the fields on their own.
+            if isinstance(fetched, NoScriptError):
+                connection.script_load(self._script["fetched"].source)
+            fields = _command(connection, ["HMGET", keys.job_prefix + job_id, *CLAIM_FIELDS])
         if fields[0] is None and not connection.exists(keys.job_prefix + job_id):
             connection.lrem(processing, 1, job_id)
             return None
-        return parse_claimed(keys, [reply, *fields])[0]
+        return parse_claimed(keys, [moved, *fields])[0]
 
     def ack_call(
         self,
