@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -11,6 +10,25 @@ from typing import Any, Generic, TypeVar
 from oxanus_sync.errors import JobCancelled
 
 T = TypeVar("T")
+
+
+class CancelFlag:
+    """A flag that the watchdog sets when a running job is cancelled or times out.
+
+    It replaces a `threading.Event`, which builds a condition variable for each job, because
+    nothing waits on it: a job only reads it.
+    """
+
+    __slots__ = ("_set",)
+
+    def __init__(self) -> None:
+        self._set = False
+
+    def set(self) -> None:
+        self._set = True
+
+    def is_set(self) -> bool:
+        return self._set
 
 
 @dataclass(frozen=True)
@@ -45,7 +63,7 @@ class Context(Generic[T]):
     meta: JobMeta
     state: Any = None
     _saver: Callable[[Any], bool] | None = field(default=None, repr=False, compare=False)
-    _cancelled: threading.Event | None = field(default=None, repr=False, compare=False)
+    _cancelled: CancelFlag | None = field(default=None, repr=False, compare=False)
 
     @property
     def cancelled(self) -> bool:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import contextvars
 import json
-import threading
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from enum import Enum
 from typing import Any
 
 from oxanus_sync.client import Client
+from oxanus_sync.context import CancelFlag
 from oxanus_sync.envelope import decode_payload
 from oxanus_sync.errors import SerializationError
 from oxanus_sync.jsonvalues import from_json_object, to_json
@@ -97,7 +97,7 @@ class Job:
         # The latest successful return value, when this process already has it.
         self._return_value: Any = None
         # Set by the worker running this job when its timeout passes or it is canceled.
-        self._stop_requested: threading.Event | None = None
+        self._stop_requested: CancelFlag | None = None
 
     # Loading
 

@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from oxanus_sync.context import CancelFlag
 from oxanus_sync.errors import JobTimeout
 from oxanus_sync.runner.service import Service
 from oxanus_sync.storage.records import ClaimedJob
@@ -42,7 +43,7 @@ class Watch:
     thread_id: int
     deadline: float | None
     record_timeout: Callable[[], None]
-    cancelled: threading.Event = field(default_factory=threading.Event)
+    cancelled: CancelFlag = field(default_factory=CancelFlag)
     lock: threading.Lock = field(default_factory=threading.Lock)
     running: bool = True
     timed_out: bool = False

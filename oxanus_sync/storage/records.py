@@ -26,13 +26,13 @@ class NewJob(NamedTuple):
     on_conflict: str = "skip"
 
 
-@dataclass(frozen=True)
-class ClaimedJob:
+class ClaimedJob(NamedTuple):
     """A job that this process claimed, with the fields of its hash read in the same call.
 
     `attempt` counts earlier failed attempts; times are milliseconds on the server's clock.
     `problem` says why the job hash could not be read (a field that is not a number, or no
     payload), in which case the Runner sends the job to the dead set without running it.
+    A named tuple, because the Runner builds one per job.
     """
 
     queue: str
