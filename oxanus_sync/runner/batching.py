@@ -7,12 +7,16 @@ call at once, as the leader. Threads that arrive while that pipeline is on the w
 calls. When it returns, the first queued thread leads the next pipeline with all queued calls.
 No thread waits for a timer, so a lone call goes out as soon as it is made.
 
+The leader wakes only the first thread of its batch, and each woken thread wakes the next. Woken
+all at once, they would all compete for the GIL, and each lost round costs a context switch.
+
 Every thread still gets back its own result or error, so the callers' handling of lost
 ownership and Redis outages is the same as with one call each.
 """
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections.abc import Callable, Sequence
 from typing import Generic, TypeVar
@@ -32,13 +36,14 @@ class _Waiter(Generic[CallT, ResultT]):
     thread ever waits on it.
     """
 
-    __slots__ = ("call", "done", "error", "lead", "result")
+    __slots__ = ("call", "done", "error", "lead", "next", "result")
 
     def __init__(self, call: CallT) -> None:
         self.call = call
         self.done = threading.Lock()
         self.done.acquire()
         self.lead = False
+        self.next: _Waiter[CallT, ResultT] | None = None
         self.result: ResultT | None = None
         self.error: BaseException | None = None
 
@@ -65,7 +70,12 @@ class FinishBatcher(Generic[CallT, ResultT]):
             self._leading = True
 
         if not waiter.lead:
-            waiter.done.acquire()
+            try:
+                waiter.done.acquire()
+            finally:
+                # Wake the next thread of the same batch, which then wakes the one after it.
+                if waiter.next is not None:
+                    waiter.next.done.release()
         if waiter.lead:
             self._lead()
 
@@ -91,12 +101,13 @@ class FinishBatcher(Generic[CallT, ResultT]):
                     waiter.result = result
 
         self._pass_lead()
+        followers = [waiter for waiter in batch if not waiter.lead]
         for waiter in batch:
-            if waiter.lead:
-                # The leader itself, which is not waiting.
-                waiter.lead = False
-            else:
-                waiter.done.release()
+            waiter.lead = False
+        for waiter, following in itertools.pairwise(followers):
+            waiter.next = following
+        if followers:
+            followers[0].done.release()
 
     def _pass_lead(self) -> None:
         # The first queued thread, if any, sends the next batch; else the next caller leads.
