@@ -30,6 +30,12 @@ class RunnerStats:
             for name, value in counts.items():
                 setattr(self, name, getattr(self, name) + value)
 
+    def add_success(self) -> None:
+        """Count one succeeded attempt; the same as `add(processed=1, succeeded=1)`, faster."""
+        with self._lock:
+            self.processed += 1
+            self.succeeded += 1
+
     def snapshot(self) -> RunnerStats:
         with self._lock:
             return RunnerStats(

@@ -399,7 +399,7 @@ class JobExecutor:
             return
 
         if outcome.succeeded:
-            self.stats.add(processed=1, succeeded=1)
+            self.stats.add_success()
             logger.info(
                 "job succeeded job_id=%s queue=%s type=%s attempt=%d duration_ms=%.1f",
                 job.id,

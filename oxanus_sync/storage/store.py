@@ -6,8 +6,7 @@ import contextlib
 import json
 import logging
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import redis
 from redis.exceptions import NoScriptError
@@ -53,9 +52,11 @@ _SCRIPTS = load_scripts()
 logger = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class FinishCall:
-    """A prepared ack or fail script call of a job of the queue with keys `queue_keys`."""
+class FinishCall(NamedTuple):
+    """A prepared ack or fail script call of a job of the queue with keys `queue_keys`.
+
+    A named tuple, because the Runner builds one per job.
+    """
 
     queue_keys: QueueKeys
     script: Script
