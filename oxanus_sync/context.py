@@ -15,8 +15,8 @@ T = TypeVar("T")
 class CancelFlag:
     """A flag that the watchdog sets when a running job is cancelled or times out.
 
-    It replaces a `threading.Event`, which builds a condition variable for each job, because
-    nothing waits on it: a job only reads it.
+    Jobs only read it and nothing waits on it, so a plain attribute does the work of a
+    `threading.Event`, which would build a condition variable for each job.
     """
 
     __slots__ = ("_set",)

@@ -320,3 +320,18 @@ def test_rejected_bulk_reports_stored_ids() -> None:
         assert 0 < len(stored) < len(jobs)
         assert sorted(stored) == sorted(ready)
         connection.close()
+
+
+@pytest.mark.timeout(60)
+def test_enqueue_many_outlasts_socket_timeout(redis_url: str, namespace: str) -> None:
+    # Redis runs the chunks one after another while the client is still sending, so sending
+    # all of them takes longer than this socket timeout. Each write must fit in it, not all.
+    connection = redis.Redis.from_url(redis_url, socket_timeout=0.25)
+    client = Client(connection, namespace=namespace)
+    count = 100 * ENQUEUE_CHUNK
+
+    ids = client.enqueue_many(QUEUE, [Noop(number=i) for i in range(count)])
+
+    assert len(ids) == count
+    assert client.stats([QUEUE])[0].ready == count
+    connection.close()

@@ -11,7 +11,8 @@ Per queue:
 | `P:{Q}:ready`               | LIST | ids of jobs ready to run; pushed at the head, taken from  |
 |                             |      | the tail, so the tail is the oldest                        |
 | `P:{Q}:processing:<proc>`   | LIST | ids that Runner process `<proc>` has claimed and not yet  |
-|                             |      | finished                                                   |
+|                             |      | finished; claim scripts push at the head, an idle         |
+|                             |      | fetcher's BLMOVE at the tail (see fetched.lua)             |
 | `P:{Q}:leases`              | ZSET | process id -> time its lease on this queue expires         |
 | `P:{Q}:scheduled`           | ZSET | job id -> due time, for jobs enqueued with a delay         |
 | `P:{Q}:retry`               | ZSET | job id -> due time, for failed jobs waiting to retry       |

@@ -1,8 +1,9 @@
 """Loading the Lua scripts from `lua/` and calling them with EVALSHA.
 
 A script whose first line is `--! include NAME` gets the file NAME prepended, so that shared
-helpers live in one file. Each script is sent to Redis once with SCRIPT LOAD and then called by
-its SHA1. When Redis replies NOSCRIPT (after a restart or SCRIPT FLUSH) it is loaded again.
+helpers live in one file. Scripts are called by their SHA1 through `wire.exchange`. When Redis
+replies NOSCRIPT (the first call, or after a restart or SCRIPT FLUSH), the call is sent again as
+EVAL with the source, which also caches the script on that server.
 """
 
 from __future__ import annotations

@@ -26,6 +26,9 @@ import redis
 Arg = str | bytes | int | float
 
 # redis-py before 5.3 requires a command name in get_connection(); later versions warn on it.
+# Commands are sent in writes of about this many bytes (see _writes).
+WRITE_BYTES = 64 * 1024
+
 # A kept connection used this recently is not checked before its next use.
 FRESH_S = 1.0
 
@@ -112,7 +115,7 @@ def exchange(client: redis.Redis, commands: Sequence[Sequence[Arg]]) -> list[Any
     if not kept.plain:
         return _exchange_by_redis_py(client, commands)
 
-    packed = b"".join(_pack(tuple(command)) for command in commands)
+    packed = _writes(commands)
     connection = kept.take()
     try:
         replies: list[Any] = connection.retry.call_with_retry(
@@ -126,8 +129,30 @@ def exchange(client: redis.Redis, commands: Sequence[Sequence[Arg]]) -> list[Any
     return replies
 
 
-def _send_and_read(connection: Any, packed: bytes, count: int) -> list[Any]:
-    connection.send_packed_command([packed])
+def _writes(commands: Sequence[Sequence[Arg]]) -> list[bytes]:
+    """Pack `commands` into writes of about `WRITE_BYTES` each.
+
+    The socket timeout bounds each write, so one write of a million-job enqueue would time out
+    while Redis is still running the first scripts.
+    """
+    writes: list[bytes] = []
+    pending: list[bytes] = []
+    size = 0
+    for command in commands:
+        packed = _pack(tuple(command))
+        pending.append(packed)
+        size += len(packed)
+        if size >= WRITE_BYTES:
+            writes.append(b"".join(pending))
+            pending.clear()
+            size = 0
+    if pending:
+        writes.append(b"".join(pending))
+    return writes
+
+
+def _send_and_read(connection: Any, packed: list[bytes], count: int) -> list[Any]:
+    connection.send_packed_command(packed)
     replies: list[Any] = []
     try:
         for _ in range(count):
