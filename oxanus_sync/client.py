@@ -21,6 +21,7 @@ from oxanus_sync.errors import (
     ConfigurationError,
     EnqueueError,
     NotReplicatedError,
+    OxanusError,
     RedisUnavailableError,
 )
 from oxanus_sync.queue import (
@@ -295,7 +296,8 @@ class Client:
             return []
 
         ids = [entry.id for entry in entries]
-        with self._redis_errors(f"enqueue to queue {name!r}"):
+        # The same handling as _redis_errors, whose generator costs a few microseconds per call.
+        try:
             if name not in self._registered_queues:
                 self._register(name)
             try:
@@ -305,6 +307,11 @@ class Client:
                     outcomes = self.storage.enqueue(name, entries, when)
             except PartialEnqueue as partial:
                 raise _partial_enqueue_error(name, ids, partial) from partial.error
+        except redis.RedisError as error:
+            translated = self._translated(f"enqueue to queue {name!r}", error)
+            if translated is None:
+                raise
+            raise translated from error
         return [Enqueued(job_id, _OUTCOMES[code]) for code, job_id in outcomes]
 
     def _enqueue_and_wait(
@@ -385,26 +392,33 @@ class Client:
     def _redis_errors(self, action: str) -> Iterator[None]:
         try:
             yield
-        except redis.AuthenticationError as error:
-            raise ConfigurationError(
+        except redis.RedisError as error:
+            translated = self._translated(action, error)
+            if translated is None:
+                raise
+            raise translated from error
+
+    def _translated(self, action: str, error: redis.RedisError) -> OxanusError | None:
+        """Return the error to raise in place of a redis-py error, or None to raise it as is."""
+        if isinstance(error, redis.AuthenticationError):
+            return ConfigurationError(
                 f"could not {action}: Redis at {describe_server(self.redis)} rejected the "
                 f"credentials ({error}); check the user name and password of the URL"
-            ) from error
-        except (redis.ConnectionError, redis.TimeoutError) as error:
-            raise RedisUnavailableError(
+            )
+        if isinstance(error, redis.ConnectionError | redis.TimeoutError):
+            return RedisUnavailableError(
                 f"could not {action}: Redis at {describe_server(self.redis)} is unreachable "
                 f"({error}). If the connection dropped during the call, the change may or may "
                 "not have been applied"
-            ) from error
-        except redis.ResponseError as error:
-            if "DB index is out of range" not in str(error):
-                raise
+            )
+        if isinstance(error, redis.ResponseError) and "DB index is out of range" in str(error):
             database = self.redis.connection_pool.connection_kwargs.get("db", 0)
-            raise ConfigurationError(
+            return ConfigurationError(
                 f"could not {action}: Redis at {describe_server(self.redis)} has no database "
                 f"{database}; use a database number below the server's `databases` setting "
                 "(16 by default), such as redis://host:6379/0"
-            ) from error
+            )
+        return None
 
     # Inspection
 

@@ -39,7 +39,7 @@ class Scheduler(Service):
 
     def _sleep_s(self, results: Sequence[tuple[int, int, int]]) -> float:
         sleep_s = self.interval_s
-        for _, next_due_ms, now_ms in results:
+        for _, next_due_ms, now_us in results:
             if next_due_ms >= 0:
-                sleep_s = min(sleep_s, max(next_due_ms - now_ms, 0) / 1000)
+                sleep_s = min(sleep_s, max(next_due_ms * 1000 - now_us, 0) / 1_000_000)
         return sleep_s

@@ -420,7 +420,8 @@ class Storage:
     def promote_due(self, queues: Sequence[str], limit: int) -> list[tuple[int, int, int]]:
         """Move due scheduled and retry jobs to ready.
 
-        Returns, per queue, (jobs moved, earliest due time left or -1, server time) in ms.
+        Returns, per queue, (jobs moved, earliest due time left in ms or -1, server time in
+        microseconds).
         """
         script = self._script["promote"]
         pipe = self.redis.pipeline(transaction=False)
@@ -432,7 +433,7 @@ class Storage:
                 [keys.job_prefix, limit],
             )
         results = execute_pipeline(self.redis, pipe, [script])
-        return [(int(moved), int(next_due), int(now)) for moved, next_due, now in results]
+        return [(int(moved), int(next_due), int(now_us)) for moved, next_due, now_us in results]
 
     def heartbeat(
         self, process_id: str, queues: Sequence[str], lease_ms: int, info: dict[str, str | int]

@@ -3,9 +3,13 @@
 --
 -- KEYS[1] ready list, KEYS[2] scheduled set, KEYS[3] retry set, KEYS[4] the active list of a
 -- queue family (absent for a static queue). ARGV[1] job key prefix.
--- Returns {jobs moved, earliest due time left in either set or -1, server time}.
+-- Returns {jobs moved, earliest due time left in either set or -1, server time in
+-- microseconds}. The microseconds let the caller sleep until a due time without adding the
+-- fraction of a millisecond that a time in whole milliseconds drops.
 
-local now = now_ms()
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now_us = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local moved = 0
 local next_due = -1
 
@@ -30,4 +34,4 @@ for s = 2, 3 do
   end
 end
 
-return {moved, next_due, now}
+return {moved, next_due, now_us}
