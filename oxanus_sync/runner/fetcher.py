@@ -24,7 +24,8 @@ class Fetcher(Service):
 
     A slot of `slots` is taken for every claimed job and given back when the pool thread that
     ran it has no next job. With a backlog it claims as many jobs as there are free slots in one
-    script call. With an empty queue it blocks in BLMOVE on its own connection. A throttled
+    script call. With an empty queue, a pool thread blocks in BLMOVE on the fetcher's own
+    connection and runs the job it gets, while this thread waits for it. A throttled
     queue claims only through the throttle: when the window is full, the fetcher sleeps until
     the oldest start leaves it, and when the queue is empty it blocks until a job is ready.
     """
