@@ -327,11 +327,6 @@ def test_killed_primary_runner_follows(group: SentinelGroup) -> None:
 
 
 @pytest.mark.timeout(60)
-@pytest.mark.skip(
-    reason="known gap: after SENTINEL FAILOVER the old primary stays writable for about 10 s, "
-    "and jobs enqueued on the new primary meanwhile were not all claimed within the test's "
-    "bound; the cause is not found yet"
-)
 def test_failover_command_runner_follows(group: SentinelGroup) -> None:
     recorder = Recorder()
     before = [f"before-{i}" for i in range(40)]
