@@ -81,9 +81,9 @@ def run_scripts(
 ) -> list[Any]:
     """Run script calls in one round trip; return each reply, or the error Redis gave it.
 
-    A call answered NOSCRIPT is sent again as EVAL with the script's source, which also caches
-    the script on the server that replied, even right after a failover. Redis rejected the
-    first try before running it, so nothing runs twice.
+    A call that Redis rejected with NOSCRIPT is sent again as EVAL with the script's source,
+    which also caches the script on the server that replied, even right after a failover.
+    Redis rejected the first try before running it, so nothing runs twice.
     """
     replies = exchange(client, [script.command(keys, args) for script, keys, args in calls])
     missing = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]

@@ -117,11 +117,10 @@ class Storage:
         skipped because the returned job has its key; 3 the returned job, owner of the key
         and not started yet, took the new job's payload and due time.
 
-        `when` is ("now", 0), ("in", delay_ms) or ("at", due_ms). All chunks go in one pipeline.
+        `when` is ("now", 0), ("in", delay_ms) or ("at", due_ms). All chunks go in one round
+        trip.
         """
-        chunks = [
-            jobs[start : start + ENQUEUE_CHUNK] for start in range(0, len(jobs), ENQUEUE_CHUNK)
-        ]
+        chunks = _chunks(jobs)
         calls = [self._enqueue_call(queue, chunk, when) for chunk in chunks]
         return self._enqueue_outcomes(chunks, calls, run_scripts(self.redis, calls))
 
@@ -141,9 +140,7 @@ class Storage:
         scripts are sent as EVAL: an EVALSHA answered NOSCRIPT would be sent again in a second
         pipeline, perhaps on another connection, where the WAIT would not cover it.
         """
-        chunks = [
-            jobs[start : start + ENQUEUE_CHUNK] for start in range(0, len(jobs), ENQUEUE_CHUNK)
-        ]
+        chunks = _chunks(jobs)
         calls = [self._enqueue_call(queue, chunk, when) for chunk in chunks]
         pipe = self.redis.pipeline(transaction=False)
         for script, script_keys, args in calls:
@@ -805,6 +802,11 @@ def _single_connection_client(pool: redis.ConnectionPool, options: dict[str, Any
     # Connect now, so that a missing permission for CLIENT SETNAME shows here.
     client.ping()
     return client
+
+
+def _chunks(jobs: Sequence[NewJob]) -> list[Sequence[NewJob]]:
+    # The jobs of one enqueue script call each.
+    return [jobs[start : start + ENQUEUE_CHUNK] for start in range(0, len(jobs), ENQUEUE_CHUNK)]
 
 
 def _throttle_args(throttle: Throttle | None) -> tuple[int, int]:

@@ -25,13 +25,13 @@ import redis
 
 Arg = str | bytes | int | float
 
-# redis-py before 5.3 requires a command name in get_connection(); later versions warn on it.
 # Commands are sent in writes of about this many bytes (see _writes).
 WRITE_BYTES = 64 * 1024
 
 # A kept connection used this recently is not checked before its next use.
 FRESH_S = 1.0
 
+# redis-py before 5.3 requires a command name in get_connection(), and later versions warn on it.
 _COMMAND_NAME = inspect.signature(redis.ConnectionPool.get_connection).parameters.get(
     "command_name"
 )
@@ -103,11 +103,13 @@ os.register_at_fork(after_in_child=_forget_after_fork)
 
 
 def exchange(client: redis.Redis, commands: Sequence[Sequence[Arg]]) -> list[Any]:
-    """Send `commands` in one write and return their replies in order.
+    """Send `commands` on one connection, in writes of about `WRITE_BYTES`, and return their
+    replies in order.
 
-    A command that Redis rejected has its `redis.ResponseError` in place of the reply. A
-    connection error or timeout is retried as the client's retry policy says, resending every
-    command, as a redis-py pipeline does; when retries run out, it is raised.
+    A command that Redis rejected has its `redis.ResponseError` in place of the reply. The
+    client's retry policy repeats a try that failed with a connection error or a timeout,
+    resending every command as a redis-py pipeline does. When retries run out, the error is
+    raised.
     """
     kept = _kept_by_client.get(client)
     if kept is None:
