@@ -806,6 +806,8 @@ def _single_connection_client(pool: redis.ConnectionPool, options: dict[str, Any
 
 def _chunks(jobs: Sequence[NewJob]) -> list[Sequence[NewJob]]:
     # The jobs of one enqueue script call each.
+    if len(jobs) <= ENQUEUE_CHUNK:
+        return [jobs]
     return [jobs[start : start + ENQUEUE_CHUNK] for start in range(0, len(jobs), ENQUEUE_CHUNK)]
 
 

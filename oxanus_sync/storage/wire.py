@@ -137,6 +137,9 @@ def _writes(commands: Sequence[Sequence[Arg]]) -> list[bytes]:
     The socket timeout bounds each write, so one write of a million-job enqueue would time out
     while Redis is still running the first scripts.
     """
+    if len(commands) == 1:
+        return [_pack(tuple(commands[0]))]
+
     writes: list[bytes] = []
     pending: list[bytes] = []
     size = 0
