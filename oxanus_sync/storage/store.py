@@ -42,6 +42,9 @@ from oxanus_sync.storage.scripts import (
 )
 from oxanus_sync.storage.wire import exchange
 
+# Arguments of ack.lua shared by every job of one call; a job id and a claim count follow.
+ACK_SHARED_ARGS = 4
+
 # Jobs per enqueue script call; bounded because Lua's unpack() has a stack limit near 8,000.
 ENQUEUE_CHUNK = 1000
 
@@ -307,7 +310,6 @@ class Storage:
             self._script["ack"],
             [
                 keys.processing(process_id),
-                keys.job(job_id),
                 keys.stats,
                 keys.ready,
                 keys.leases,
@@ -315,7 +317,7 @@ class Storage:
                 keys.throttle,
                 *_family_keys(keys),
             ],
-            [job_id, claim_next, keys.job_prefix, process_id, *_throttle_args(throttle)],
+            [keys.job_prefix, process_id, *_throttle_args(throttle), job_id, claim_next],
         )
 
     def fail_call(
@@ -372,28 +374,38 @@ class Storage:
     def finish(self, call: FinishCall) -> tuple[bool, list[ClaimedJob]]:
         """Run one ack or fail call; return whether the process still owned the job, and the
         jobs claimed next."""
-        owned, raw = call.script(self.redis, call.keys, call.args)
-        return bool(owned), parse_claimed(call.queue_keys, raw)
+        (result,) = self.finish_many([call])
+        if isinstance(result, Exception):
+            raise result
+        return result
 
     def finish_many(
         self, calls: Sequence[FinishCall]
     ) -> list[tuple[bool, list[ClaimedJob]] | Exception]:
-        """Run ack and fail calls in one pipeline; return each result or the error it raised.
+        """Run ack and fail calls in one round trip; return each result or the error it raised.
 
-        A connection error fails the whole pipeline and is raised: some calls may have run.
+        The acks of one queue and process go in one script call, and the jobs it claims are
+        shared out in order, each ack getting what it asked for while they last. A connection
+        error fails the whole round trip and is raised: some calls may have run.
         """
-        if len(calls) == 1:
-            return [self.finish(calls[0])]
+        ack = self._script["ack"]
+        sent, senders = _merge_acks(calls, ack)
+        replies = run_scripts(self.redis, sent)
 
-        replies = run_scripts(self.redis, [(call.script, call.keys, call.args) for call in calls])
-
-        results: list[tuple[bool, list[ClaimedJob]] | Exception] = []
-        for call, reply in zip(calls, replies, strict=True):
+        by_call: dict[int, tuple[bool, list[ClaimedJob]] | Exception] = {}
+        for (script, _, _), indexes, reply in zip(sent, senders, replies, strict=True):
+            keys = calls[indexes[0]].queue_keys
             if isinstance(reply, Exception):
-                results.append(reply)
+                by_call.update((index, reply) for index in indexes)
+            elif script is ack:
+                claimed = parse_claimed(keys, reply[0])
+                for index, owned in zip(indexes, reply[1], strict=True):
+                    share = int(calls[index].args[-1]) if owned else 0
+                    by_call[index] = (bool(owned), claimed[:share])
+                    del claimed[:share]
             else:
-                results.append((bool(reply[0]), parse_claimed(call.queue_keys, reply[1])))
-        return results
+                by_call[indexes[0]] = (bool(reply[0]), parse_claimed(keys, reply[1]))
+        return [by_call[index] for index in range(len(calls))]
 
     def save_state(self, queue: str, process_id: str, job_id: str, state: bytes) -> bool:
         """Store a running job's progress state; False when the process no longer owns it."""
@@ -802,6 +814,33 @@ def _single_connection_client(pool: redis.ConnectionPool, options: dict[str, Any
     # Connect now, so that a missing permission for CLIENT SETNAME shows here.
     client.ping()
     return client
+
+
+def _merge_acks(
+    calls: Sequence[FinishCall], ack: Script
+) -> tuple[list[tuple[Script, list[KeyOrArg], list[KeyOrArg]]], list[list[int]]]:
+    # The script calls that carry `calls`, and for each the indexes of the calls it carries.
+    # Acks that share their keys and leading arguments (queue, process, throttle) become one
+    # call with several job ids; every other call is sent as it is.
+    sent: list[tuple[Script, list[KeyOrArg], list[KeyOrArg]]] = []
+    senders: list[list[int]] = []
+    ack_slots: dict[tuple[KeyOrArg, ...], int] = {}
+    for index, call in enumerate(calls):
+        if call.script is not ack:
+            sent.append((call.script, call.keys, call.args))
+            senders.append([index])
+            continue
+
+        shared = (*call.keys, *call.args[:ACK_SHARED_ARGS])
+        slot = ack_slots.get(shared)
+        if slot is None:
+            ack_slots[shared] = len(sent)
+            sent.append((ack, call.keys, list(call.args)))
+            senders.append([index])
+        else:
+            sent[slot][2].extend(call.args[ACK_SHARED_ARGS:])
+            senders[slot].append(index)
+    return sent, senders
 
 
 def _chunks(jobs: Sequence[NewJob]) -> list[Sequence[NewJob]]:

@@ -1,26 +1,43 @@
 --! include _common.lua
--- Finish a job that succeeded, then claim up to ARGV[2] more for the same process.
+-- Finish jobs that succeeded, then claim more for the same process. One call carries the acks
+-- that a Runner's threads make at the same moment, so the lease check, the clock and the
+-- counters are paid once for all of them.
 --
--- KEYS[1] processing list, KEYS[2] job hash, KEYS[3] stats hash, KEYS[4] ready list,
--- KEYS[5] leases set, KEYS[6] unique hash, KEYS[7] throttle set, KEYS[8] the active list of a
--- queue family (absent for a static queue). ARGV[1] job id, ARGV[2] how many jobs to claim
--- next (none unless the lease is valid), ARGV[3] job key prefix, ARGV[4] process id,
--- ARGV[5] throttle limit (0 when not throttled), ARGV[6] throttle window in ms.
--- Returns {1, claimed} or {0, {}} when the id was no longer in the processing list: the
--- process's lease expired and another process took the job back, so this run must not count.
+-- KEYS[1] processing list, KEYS[2] stats hash, KEYS[3] ready list, KEYS[4] leases set,
+-- KEYS[5] unique hash, KEYS[6] throttle set, KEYS[7] the active list of a queue family (absent
+-- for a static queue). ARGV[1] job key prefix, ARGV[2] process id, ARGV[3] throttle limit (0
+-- when not throttled), ARGV[4] throttle window in ms, then for each job its id and how many
+-- jobs to claim in its place (none unless the lease is valid).
+-- Returns {claimed, owned}: the jobs claimed, as described at claim_jobs, and per job 1 when it
+-- was finished or 0 when its id was no longer in the processing list. A 0 means that the
+-- process's lease expired and another process took the job back, so this run must not count
+-- and nothing is claimed in its place.
 
-if redis.call('LREM', KEYS[1], -1, ARGV[1]) == 0 then
-  return {0, {}}
+local job_prefix = ARGV[1]
+local owned, finished, to_claim = {}, 0, 0
+
+for i = 5, #ARGV, 2 do
+  local id = ARGV[i]
+  if redis.call('LREM', KEYS[1], -1, id) == 0 then
+    owned[#owned + 1] = 0
+  else
+    local job_key = job_prefix .. id
+    release_unique(KEYS[5], job_key, id)
+    redis.call('DEL', job_key)
+    owned[#owned + 1] = 1
+    finished = finished + 1
+    to_claim = to_claim + tonumber(ARGV[i + 1])
+  end
 end
 
-release_unique(KEYS[6], KEYS[2], ARGV[1])
-redis.call('DEL', KEYS[2])
-redis.call('HINCRBY', KEYS[3], 'processed', 1)
-redis.call('HINCRBY', KEYS[3], 'succeeded', 1)
-if tonumber(ARGV[2]) == 0 or not lease_valid(KEYS[5], ARGV[4]) then
-  return {1, {}}
+if finished > 0 then
+  redis.call('HINCRBY', KEYS[2], 'processed', finished)
+  redis.call('HINCRBY', KEYS[2], 'succeeded', finished)
+end
+if to_claim == 0 or not lease_valid(KEYS[4], ARGV[2]) then
+  return {{}, owned}
 end
 
-local throttle = {KEYS[7], tonumber(ARGV[5]), tonumber(ARGV[6])}
-local claimed = claim_jobs(KEYS[4], KEYS[1], ARGV[3], tonumber(ARGV[2]), throttle, KEYS[8])
-return {1, claimed}
+local throttle = {KEYS[6], tonumber(ARGV[3]), tonumber(ARGV[4])}
+local claimed = claim_jobs(KEYS[3], KEYS[1], job_prefix, to_claim, throttle, KEYS[7])
+return {claimed, owned}

@@ -1,0 +1,101 @@
+"""Acks recorded together: one script call per queue and process, its claims shared out."""
+
+from __future__ import annotations
+
+import pytest
+import redis
+
+from oxanus_sync.storage.records import NewJob
+from oxanus_sync.storage.store import FinishCall, Storage
+
+QUEUE = "finishing"
+PROCESS_ID = "process-1"
+
+
+@pytest.fixture
+def storage(redis_client: redis.Redis, namespace: str) -> Storage:
+    storage = Storage(redis_client, namespace)
+    storage.heartbeat(PROCESS_ID, [QUEUE], 30_000, {"started_at": 0})
+    return storage
+
+
+def _enqueue(storage: Storage, *ids: str) -> None:
+    jobs = [NewJob(job_id, f'{{"job": "{job_id}"}}'.encode()) for job_id in ids]
+    storage.enqueue(QUEUE, jobs, ("now", 0))
+
+
+def _claim_all(storage: Storage, count: int) -> list[str]:
+    return [job.id for job in storage.claim(QUEUE, PROCESS_ID, count).jobs]
+
+
+def _finish(storage: Storage, calls: list[FinishCall]) -> list[tuple[bool, list[str]]]:
+    # Each call's ownership and the ids of the jobs it claimed.
+    outcomes = []
+    for result in storage.finish_many(calls):
+        assert not isinstance(result, Exception)
+        owned, jobs = result
+        outcomes.append((owned, [job.id for job in jobs]))
+    return outcomes
+
+
+def test_acks_share_claims_in_order(storage: Storage, redis_client: redis.Redis) -> None:
+    _enqueue(storage, "a", "b", "c")
+    assert sorted(_claim_all(storage, 3)) == ["a", "b", "c"]
+    _enqueue(storage, "next-1", "next-2", "next-3")
+
+    calls = [
+        storage.ack_call(QUEUE, PROCESS_ID, "a", 2),
+        storage.ack_call(QUEUE, PROCESS_ID, "b", 0),
+        storage.ack_call(QUEUE, PROCESS_ID, "c", 2),
+    ]
+    outcomes = _finish(storage, calls)
+
+    assert outcomes == [(True, ["next-1", "next-2"]), (True, []), (True, ["next-3"])]
+    keys = storage.keys(QUEUE)
+    assert redis_client.hmget(keys.stats, "processed", "succeeded") == [b"3", b"3"]
+    assert not any(redis_client.exists(keys.job(job_id)) for job_id in "abc")
+    processing = redis_client.lrange(keys.processing(PROCESS_ID), 0, -1)
+    assert sorted(processing) == [b"next-1", b"next-2", b"next-3"]
+
+
+def test_lost_ack_claims_nothing(storage: Storage, redis_client: redis.Redis) -> None:
+    _enqueue(storage, "kept", "lost")
+    assert sorted(_claim_all(storage, 2)) == ["kept", "lost"]
+    keys = storage.keys(QUEUE)
+    # Another process took "lost" back, as a reclaim after an expired lease does.
+    redis_client.lrem(keys.processing(PROCESS_ID), 1, "lost")
+    _enqueue(storage, "next-1", "next-2")
+
+    outcomes = _finish(
+        storage,
+        [
+            storage.ack_call(QUEUE, PROCESS_ID, "lost", 1),
+            storage.ack_call(QUEUE, PROCESS_ID, "kept", 1),
+        ],
+    )
+
+    assert outcomes == [(False, []), (True, ["next-1"])]
+    assert redis_client.hget(keys.stats, "processed") == b"1"
+    # The lost job's hash belongs to the process that took it back.
+    assert redis_client.exists(keys.job("lost")) == 1
+
+
+def test_acks_of_two_queues_split(storage: Storage, redis_client: redis.Redis) -> None:
+    other = "other-queue"
+    storage.heartbeat(PROCESS_ID, [QUEUE, other], 30_000, {"started_at": 0})
+    _enqueue(storage, "here")
+    storage.enqueue(other, [NewJob("there", b'{"job": "there"}')], ("now", 0))
+    assert _claim_all(storage, 1) == ["here"]
+    assert [job.id for job in storage.claim(other, PROCESS_ID, 1).jobs] == ["there"]
+    _enqueue(storage, "here-next")
+
+    outcomes = _finish(
+        storage,
+        [
+            storage.ack_call(QUEUE, PROCESS_ID, "here", 1),
+            storage.ack_call(other, PROCESS_ID, "there", 1),
+        ],
+    )
+
+    assert outcomes == [(True, ["here-next"]), (True, [])]
+    assert redis_client.hget(storage.keys(other).stats, "succeeded") == b"1"
