@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from oxanus_sync import Client, Config, Queue, Runner, RunnerSettings, Worker
+from oxanus_sync.storage.records import NewJob
+from oxanus_sync.storage.store import Storage
 
 POLL_INTERVAL_S = 0.01
 ROOT = Path(__file__).resolve().parent.parent
@@ -121,3 +123,16 @@ class RunnerProcess:
         if self.process.stdout is not None:
             self.process.stdout.close()
         return code
+
+
+def leased_storage(client: Any, namespace: str, queues: list[str], process_id: str) -> Storage:
+    """Return a Storage of `namespace` in which `process_id` holds a lease on `queues`."""
+    storage = Storage(client, namespace)
+    storage.heartbeat(process_id, queues, 30_000, {"started_at": 0})
+    return storage
+
+
+def enqueue_ids(storage: Storage, queue: str, *ids: str) -> None:
+    """Enqueue one job per id to `queue`, with a payload that names the id."""
+    jobs = [NewJob(job_id, f'{{"job": "{job_id}"}}'.encode()) for job_id in ids]
+    storage.enqueue(queue, jobs, ("now", 0))

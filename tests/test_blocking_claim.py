@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import redis
 
-from oxanus_sync.storage.records import NewJob
 from oxanus_sync.storage.store import Storage
+from tests.helpers import enqueue_ids, leased_storage
 
 QUEUE = "idle"
 PROCESS_ID = "process-1"
@@ -14,14 +14,11 @@ PROCESS_ID = "process-1"
 
 @pytest.fixture
 def storage(redis_client: redis.Redis, namespace: str) -> Storage:
-    storage = Storage(redis_client, namespace)
-    storage.heartbeat(PROCESS_ID, [QUEUE], 30_000, {"started_at": 0})
-    return storage
+    return leased_storage(redis_client, namespace, [QUEUE], PROCESS_ID)
 
 
 def _enqueue(storage: Storage, *ids: str) -> None:
-    jobs = [NewJob(job_id, f'{{"job": "{job_id}"}}'.encode()) for job_id in ids]
-    storage.enqueue(QUEUE, jobs, ("now", 0))
+    enqueue_ids(storage, QUEUE, *ids)
 
 
 def test_claims_the_moved_job_beside_running_ones(

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import redis
 
-from oxanus_sync.storage.records import NewJob
 from oxanus_sync.storage.store import FinishCall, Storage
+from tests.helpers import enqueue_ids, leased_storage
 
 QUEUE = "finishing"
 PROCESS_ID = "process-1"
@@ -14,14 +14,7 @@ PROCESS_ID = "process-1"
 
 @pytest.fixture
 def storage(redis_client: redis.Redis, namespace: str) -> Storage:
-    storage = Storage(redis_client, namespace)
-    storage.heartbeat(PROCESS_ID, [QUEUE], 30_000, {"started_at": 0})
-    return storage
-
-
-def _enqueue(storage: Storage, *ids: str) -> None:
-    jobs = [NewJob(job_id, f'{{"job": "{job_id}"}}'.encode()) for job_id in ids]
-    storage.enqueue(QUEUE, jobs, ("now", 0))
+    return leased_storage(redis_client, namespace, [QUEUE], PROCESS_ID)
 
 
 def _claim_all(storage: Storage, count: int) -> list[str]:
@@ -39,9 +32,9 @@ def _finish(storage: Storage, calls: list[FinishCall]) -> list[tuple[bool, list[
 
 
 def test_acks_share_claims_in_order(storage: Storage, redis_client: redis.Redis) -> None:
-    _enqueue(storage, "a", "b", "c")
+    enqueue_ids(storage, QUEUE, "a", "b", "c")
     assert sorted(_claim_all(storage, 3)) == ["a", "b", "c"]
-    _enqueue(storage, "next-1", "next-2", "next-3")
+    enqueue_ids(storage, QUEUE, "next-1", "next-2", "next-3")
 
     calls = [
         storage.ack_call(QUEUE, PROCESS_ID, "a", 2),
@@ -59,12 +52,12 @@ def test_acks_share_claims_in_order(storage: Storage, redis_client: redis.Redis)
 
 
 def test_lost_ack_claims_nothing(storage: Storage, redis_client: redis.Redis) -> None:
-    _enqueue(storage, "kept", "lost")
+    enqueue_ids(storage, QUEUE, "kept", "lost")
     assert sorted(_claim_all(storage, 2)) == ["kept", "lost"]
     keys = storage.keys(QUEUE)
     # Another process took "lost" back, as a reclaim after an expired lease does.
     redis_client.lrem(keys.processing(PROCESS_ID), 1, "lost")
-    _enqueue(storage, "next-1", "next-2")
+    enqueue_ids(storage, QUEUE, "next-1", "next-2")
 
     outcomes = _finish(
         storage,
@@ -83,11 +76,11 @@ def test_lost_ack_claims_nothing(storage: Storage, redis_client: redis.Redis) ->
 def test_acks_of_two_queues_split(storage: Storage, redis_client: redis.Redis) -> None:
     other = "other-queue"
     storage.heartbeat(PROCESS_ID, [QUEUE, other], 30_000, {"started_at": 0})
-    _enqueue(storage, "here")
-    storage.enqueue(other, [NewJob("there", b'{"job": "there"}')], ("now", 0))
+    enqueue_ids(storage, QUEUE, "here")
+    enqueue_ids(storage, other, "there")
     assert _claim_all(storage, 1) == ["here"]
     assert [job.id for job in storage.claim(other, PROCESS_ID, 1).jobs] == ["there"]
-    _enqueue(storage, "here-next")
+    enqueue_ids(storage, QUEUE, "here-next")
 
     outcomes = _finish(
         storage,
