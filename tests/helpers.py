@@ -126,7 +126,7 @@ class RunnerProcess:
 
 
 def leased_storage(client: Any, namespace: str, queues: list[str], process_id: str) -> Storage:
-    """Return a Storage of `namespace` in which `process_id` holds a lease on `queues`."""
+    """Return a Storage of `namespace` in which `process_id` has a lease on `queues`."""
     storage = Storage(client, namespace)
     storage.heartbeat(process_id, queues, 30_000, {"started_at": 0})
     return storage
