@@ -92,3 +92,22 @@ def test_acks_of_two_queues_split(storage: Storage, redis_client: redis.Redis) -
 
     assert outcomes == [(True, ["here-next"]), (True, [])]
     assert redis_client.hget(storage.keys(other).stats, "succeeded") == b"1"
+
+
+def test_bad_job_key_spares_other_acks(storage: Storage, redis_client: redis.Redis) -> None:
+    enqueue_ids(storage, QUEUE, "first", "damaged", "last")
+    assert sorted(_claim_all(storage, 3)) == ["damaged", "first", "last"]
+    keys = storage.keys(QUEUE)
+    # A hand edit turned the job hash into a string while the job ran.
+    redis_client.delete(keys.job("damaged"))
+    redis_client.set(keys.job("damaged"), "not a hash")
+
+    outcomes = _finish(
+        storage,
+        [storage.ack_call(QUEUE, PROCESS_ID, job_id, 0) for job_id in ("first", "damaged", "last")],
+    )
+
+    assert outcomes == [(True, []), (True, []), (True, [])]
+    assert redis_client.hget(keys.stats, "succeeded") == b"3"
+    assert redis_client.llen(keys.processing(PROCESS_ID)) == 0
+    assert redis_client.exists(keys.job("damaged")) == 0

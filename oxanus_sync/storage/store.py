@@ -845,6 +845,8 @@ def _merge_acks(
 
 def _chunks(jobs: Sequence[NewJob]) -> list[Sequence[NewJob]]:
     # The jobs of one enqueue script call each.
+    if not jobs:
+        return []
     if len(jobs) <= ENQUEUE_CHUNK:
         return [jobs]
     return [jobs[start : start + ENQUEUE_CHUNK] for start in range(0, len(jobs), ENQUEUE_CHUNK)]

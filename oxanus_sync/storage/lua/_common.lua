@@ -44,8 +44,10 @@ end
 -- with the same type and key can be enqueued. Call it before the job hash is deleted or the job
 -- goes dead.
 local function release_unique(unique, job_key, id)
-  local field = redis.call('HGET', job_key, 'unique')
-  if field and redis.call('HGET', unique, field) == id then
+  -- A job key that is not a hash (edited by hand) has no unique field. pcall keeps it from
+  -- failing the other jobs that ack.lua finishes in the same call.
+  local field = redis.pcall('HGET', job_key, 'unique')
+  if type(field) == 'string' and redis.call('HGET', unique, field) == id then
     redis.call('HDEL', unique, field)
   end
 end
