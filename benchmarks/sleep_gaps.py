@@ -84,7 +84,10 @@ def drain(url: str, count: int, concurrency: int, sleep_s: float) -> float:
     try:
         while runner.stats.processed < count:
             if time.perf_counter() - started > DRAIN_TIMEOUT_S:
-                raise TimeoutError(f"{runner.stats.processed} of {count} jobs after the timeout")
+                raise TimeoutError(
+                    f"drain timed out after {DRAIN_TIMEOUT_S:g} s with "
+                    f"{runner.stats.processed} of {count} jobs processed; check the Runner's log"
+                )
             time.sleep(DRAIN_POLL_INTERVAL_S)
         return time.perf_counter() - started
     finally:
@@ -133,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with find_or_start(None) as server:
             elapsed_s = drain(server.url, args.count, args.concurrency, sleep_s)
-    except DevServerError as error:
+    except (DevServerError, TimeoutError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     print(report(elapsed_s, args.count, args.concurrency, sleep_s))

@@ -42,7 +42,7 @@ from oxanus_sync.storage.scripts import (
 )
 from oxanus_sync.storage.wire import exchange
 
-# Arguments of ack.lua shared by every job of one call; a job id and a claim count follow.
+# Arguments of ack.lua shared by every job of one call. Each job then adds its id and claim count.
 ACK_SHARED_ARGS = 4
 
 # Jobs per enqueue script call; bounded because Lua's unpack() has a stack limit near 8,000.
@@ -384,9 +384,9 @@ class Storage:
     ) -> list[tuple[bool, list[ClaimedJob]] | Exception]:
         """Run ack and fail calls in one round trip; return each result or the error it raised.
 
-        The acks of one queue and process go in one script call, and the jobs it claims are
-        shared out in order, each ack getting what it asked for while they last. A connection
-        error fails the whole round trip and is raised: some calls may have run.
+        The acks of one queue and process go in one script call. The jobs it claims are shared
+        out in order, each ack getting the count it requested while jobs last. A connection
+        error fails the whole round trip and is raised, and some calls may have run.
         """
         ack = self._script["ack"]
         sent, senders = _merge_acks(calls, ack)
@@ -819,9 +819,9 @@ def _single_connection_client(pool: redis.ConnectionPool, options: dict[str, Any
 def _merge_acks(
     calls: Sequence[FinishCall], ack: Script
 ) -> tuple[list[tuple[Script, list[KeyOrArg], list[KeyOrArg]]], list[list[int]]]:
-    # The script calls that carry `calls`, and for each the indexes of the calls it carries.
-    # Acks that share their keys and leading arguments (queue, process, throttle) become one
-    # call with several job ids; every other call is sent as it is.
+    # Return the script calls that carry `calls`, and for each the indexes of the calls in it.
+    # Acks with the same keys and leading arguments (queue, process, throttle) become one call
+    # with several job ids. Every other call is sent as it is.
     sent: list[tuple[Script, list[KeyOrArg], list[KeyOrArg]]] = []
     senders: list[list[int]] = []
     ack_slots: dict[tuple[KeyOrArg, ...], int] = {}
@@ -845,9 +845,7 @@ def _merge_acks(
 
 def _chunks(jobs: Sequence[NewJob]) -> list[Sequence[NewJob]]:
     # The jobs of one enqueue script call each.
-    if not jobs:
-        return []
-    if len(jobs) <= ENQUEUE_CHUNK:
+    if 0 < len(jobs) <= ENQUEUE_CHUNK:
         return [jobs]
     return [jobs[start : start + ENQUEUE_CHUNK] for start in range(0, len(jobs), ENQUEUE_CHUNK)]
 
