@@ -29,7 +29,7 @@ MAX_BATCH = 64
 
 
 class _Waiter(Generic[CallT, ResultT]):
-    """One thread's call, waiting for its result or for its turn to lead.
+    """One queued call, waiting for its result or for its turn to lead.
 
     `done` is a lock taken at creation: releasing it wakes the waiting thread. A plain lock
     costs far less than a `threading.Event`, which builds a condition variable, and only one
@@ -63,25 +63,37 @@ class FinishBatcher(Generic[CallT, ResultT]):
 
     def submit(self, call: CallT) -> ResultT:
         """Send `call`, alone or with the calls of other threads; return its result or raise."""
-        waiter: _Waiter[CallT, ResultT] = _Waiter(call)
         with self._lock:
-            self._queued.append(waiter)
-            waiter.lead = not self._leading
+            alone = not self._leading
             self._leading = True
+            if not alone:
+                waiter: _Waiter[CallT, ResultT] = _Waiter(call)
+                self._queued.append(waiter)
+        if alone:
+            # No pipeline is on the way, so no call is queued either: send this one by itself.
+            return self._send_alone(call)
 
-        if not waiter.lead:
-            try:
-                waiter.done.acquire()
-            finally:
-                # Wake the next thread of the same batch, which then wakes the one after it.
-                if waiter.next is not None:
-                    waiter.next.done.release()
+        try:
+            waiter.done.acquire()
+        finally:
+            # Wake the next thread of the same batch, which then wakes the one after it.
+            if waiter.next is not None:
+                waiter.next.done.release()
         if waiter.lead:
             self._lead()
 
         if waiter.error is not None:
             raise waiter.error
         return waiter.result  # type: ignore[return-value]
+
+    def _send_alone(self, call: CallT) -> ResultT:
+        try:
+            (result,) = self._send_many([call])
+        finally:
+            self._pass_lead()
+        if isinstance(result, Exception):
+            raise result
+        return result
 
     def _lead(self) -> None:
         with self._lock:

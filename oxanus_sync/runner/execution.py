@@ -45,6 +45,9 @@ class _Outcome:
     timed_out: bool = False
 
 
+_SUCCEEDED = _Outcome(succeeded=True)
+
+
 class JobExecutor:
     """Runs the claimed jobs of one queue, or of every member of a queue family, on its pool."""
 
@@ -217,7 +220,7 @@ class JobExecutor:
             return self._failure(job, instance, error)
         if watch is not None and watch.timed_out:
             return _Outcome(succeeded=False, recorded=True)
-        return _Outcome(succeeded=True)
+        return _SUCCEEDED
 
     def _watch(self, job: ClaimedJob, instance: Worker) -> Watch | None:
         if self.watchdog is None:

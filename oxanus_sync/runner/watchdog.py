@@ -15,7 +15,6 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 from oxanus_sync.context import CancelFlag
 from oxanus_sync.errors import JobTimeout
@@ -30,23 +29,44 @@ logger = logging.getLogger(__name__)
 CANCEL_POLL_S = 0.5
 
 
-@dataclass
 class Watch:
     """One running job under watch.
 
     `lock` guards `running` and `timed_out`: the watchdog raises into the thread only while
-    `running` is true, and the job's thread clears it as soon as `process()` returns.
+    `running` is true, and the job's thread clears it as soon as `process()` returns. A plain
+    class with slots, because the Runner builds one per job.
     """
 
-    job: ClaimedJob
-    instance: Worker
-    thread_id: int
-    deadline: float | None
-    record_timeout: Callable[[], None]
-    cancelled: CancelFlag = field(default_factory=CancelFlag)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    running: bool = True
-    timed_out: bool = False
+    __slots__ = (
+        "cancelled",
+        "deadline",
+        "instance",
+        "job",
+        "lock",
+        "record_timeout",
+        "running",
+        "thread_id",
+        "timed_out",
+    )
+
+    def __init__(
+        self,
+        *,
+        job: ClaimedJob,
+        instance: Worker,
+        thread_id: int,
+        deadline: float | None,
+        record_timeout: Callable[[], None],
+    ) -> None:
+        self.job = job
+        self.instance = instance
+        self.thread_id = thread_id
+        self.deadline = deadline
+        self.record_timeout = record_timeout
+        self.cancelled = CancelFlag()
+        self.lock = threading.Lock()
+        self.running = True
+        self.timed_out = False
 
     def leave(self) -> None:
         """Mark `process()` as returned, dropping a timeout raised too late to matter."""

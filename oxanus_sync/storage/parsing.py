@@ -52,6 +52,25 @@ def parse_claimed(keys: QueueKeys, raw: Sequence[Any]) -> list[ClaimedJob]:
         entry = raw[i : i + width]
         job_id, payload, attempt, reclaims, enqueued_at, due_at, signature, state = entry[:8]
         member = entry[8] if keys.family else None
+        if payload is not None:
+            try:
+                jobs.append(
+                    ClaimedJob(
+                        keys.queue if member is None else job_queue_name(keys, member),
+                        job_id.decode(),
+                        payload,
+                        int(attempt) if attempt else 0,
+                        int(reclaims) if reclaims else 0,
+                        int(enqueued_at) if enqueued_at else None,
+                        int(due_at) if due_at else None,
+                        signature,
+                        state,
+                    )
+                )
+                continue
+            except ValueError:
+                pass  # A field is not a number: the slower path below names it.
+
         problems: list[str] = []
         if payload is None:
             problems.append("the job hash has no payload field")

@@ -45,6 +45,9 @@ from oxanus_sync.storage.wire import exchange
 # Arguments of ack.lua shared by every job of one call. Each job then adds its id and claim count.
 ACK_SHARED_ARGS = 4
 
+# Queue and process pairs whose ack keys are kept; a Runner has one per queue or family.
+ACK_HEADS_KEPT = 1024
+
 # Jobs per enqueue script call; bounded because Lua's unpack() has a stack limit near 8,000.
 ENQUEUE_CHUNK = 1000
 
@@ -89,6 +92,10 @@ class Storage:
         self.namespace = namespace
         self.global_keys = GlobalKeys.build(namespace)
         self._queue_keys: dict[str, QueueKeys] = {}
+        self._ack_heads: dict[
+            tuple[str, str, Throttle | None],
+            tuple[QueueKeys, list[KeyOrArg], tuple[KeyOrArg, ...]],
+        ] = {}
         self._script = _SCRIPTS
 
     def keys(self, queue: str) -> QueueKeys:
@@ -304,21 +311,34 @@ class Storage:
         The script also claims up to `claim_next` more jobs, through `throttle`, while the
         process's lease is valid.
         """
-        keys = self.keys(queue)
+        head = self._ack_heads.get((queue, process_id, throttle))
+        if head is None:
+            head = self._ack_head(queue, process_id, throttle)
+        keys, script_keys, shared_args = head
         return FinishCall(
-            keys,
-            self._script["ack"],
-            [
-                keys.processing(process_id),
-                keys.stats,
-                keys.ready,
-                keys.leases,
-                keys.unique,
-                keys.throttle,
-                *_family_keys(keys),
-            ],
-            [keys.job_prefix, process_id, *_throttle_args(throttle), job_id, claim_next],
+            keys, self._script["ack"], script_keys, [*shared_args, job_id, claim_next]
         )
+
+    def _ack_head(
+        self, queue: str, process_id: str, throttle: Throttle | None
+    ) -> tuple[QueueKeys, list[KeyOrArg], tuple[KeyOrArg, ...]]:
+        # The keys and shared arguments of the acks of one queue and process, built once: the
+        # Runner makes an ack call for every job.
+        keys = self.keys(queue)
+        script_keys: list[KeyOrArg] = [
+            keys.processing(process_id),
+            keys.stats,
+            keys.ready,
+            keys.leases,
+            keys.unique,
+            keys.throttle,
+            *_family_keys(keys),
+        ]
+        shared_args = (keys.job_prefix, process_id, *_throttle_args(throttle))
+        if len(self._ack_heads) >= ACK_HEADS_KEPT:
+            self._ack_heads.clear()
+        head = self._ack_heads[(queue, process_id, throttle)] = (keys, script_keys, shared_args)
+        return head
 
     def fail_call(
         self,
@@ -822,6 +842,9 @@ def _merge_acks(
     # Return the script calls that carry `calls`, and for each the indexes of the calls in it.
     # Acks with the same keys and leading arguments (queue, process, throttle) become one call
     # with several job ids. Every other call is sent as it is.
+    if len(calls) == 1:
+        return [(calls[0].script, calls[0].keys, calls[0].args)], [[0]]
+
     sent: list[tuple[Script, list[KeyOrArg], list[KeyOrArg]]] = []
     senders: list[list[int]] = []
     ack_slots: dict[tuple[KeyOrArg, ...], int] = {}
