@@ -68,8 +68,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def drain(url: str, count: int, concurrency: int, sleep_s: float) -> float:
-    """Enqueue `count` sleeping jobs, drain them with an in-process Runner; return seconds."""
+def drain(url: str, count: int, concurrency: int, sleep_s: float) -> tuple[float, float]:
+    """Enqueue `count` sleeping jobs and drain them with an in-process Runner.
+
+    Return the `perf_counter()` value at the call to `Runner.start()`, and the seconds the
+    drain took from there.
+    """
     client = Client.from_url(url, namespace=f"bench-gaps-{uuid.uuid4().hex[:8]}")
     queue = Queue("gaps", QueueConfig(concurrency=concurrency))
     client.enqueue_many(queue, [TimedSleep(seconds=sleep_s) for _ in range(count)])
@@ -89,13 +93,14 @@ def drain(url: str, count: int, concurrency: int, sleep_s: float) -> float:
                     f"{runner.stats.processed} of {count} jobs processed; check the Runner's log"
                 )
             time.sleep(DRAIN_POLL_INTERVAL_S)
-        return time.perf_counter() - started
+        return started, time.perf_counter() - started
     finally:
         runner.stop()
 
 
-def report(elapsed_s: float, count: int, concurrency: int, sleep_s: float) -> str:
-    """Summarize the noted sleeps: the rate, the sleeps and the gaps between them."""
+def report(started: float, elapsed_s: float, count: int, concurrency: int, sleep_s: float) -> str:
+    """Summarize the noted sleeps: the rate, the sleeps, the gaps between them, and the time
+    from `Runner.start()` (at `started`) to the first sleep of each thread."""
     by_thread: dict[int, list[_Sleep]] = {}
     for sleep in sorted(_sleeps, key=lambda sleep: sleep.started):
         by_thread.setdefault(sleep.thread, []).append(sleep)
@@ -120,9 +125,17 @@ def report(elapsed_s: float, count: int, concurrency: int, sleep_s: float) -> st
         f"{statistics.mean(gaps_ms):.3f} ms, median {statistics.median(gaps_ms):.3f}, "
         f"p90 {gaps_ms[int(0.9 * len(gaps_ms))]:.3f}, max {gaps_ms[-1]:.3f}"
     )
+    first_ms = sorted(1000 * (sleeps[0].started - started) for sleeps in by_thread.values())
+    last_ended_ms = 1000 * (max(sleep.ended for sleep in _sleeps) - started)
+    start_line = (
+        f"from Runner.start() to the first sleep of a thread: {first_ms[0]:.2f} ms, "
+        f"of every thread: {first_ms[-1]:.2f} ms; drain counted done "
+        f"{1000 * elapsed_s - last_ended_ms:.2f} ms after the last sleep ended"
+    )
     return "\n".join(
         [
             rate_line,
+            start_line,
             f"sleep: mean {sleep_ms:.3f} ms",
             gap_line,
             f"thread CPU time in the gap: mean {statistics.mean(gap_cpu_ms):.3f} ms",
@@ -135,11 +148,11 @@ def main(argv: list[str] | None = None) -> int:
     sleep_s = args.sleep_ms / 1000
     try:
         with find_or_start(None) as server:
-            elapsed_s = drain(server.url, args.count, args.concurrency, sleep_s)
+            started, elapsed_s = drain(server.url, args.count, args.concurrency, sleep_s)
     except (DevServerError, TimeoutError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    print(report(elapsed_s, args.count, args.concurrency, sleep_s))
+    print(report(started, elapsed_s, args.count, args.concurrency, sleep_s))
     return 0
 
 
