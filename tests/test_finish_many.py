@@ -37,9 +37,9 @@ def test_acks_share_claims_in_order(storage: Storage, redis_client: redis.Redis)
     enqueue_ids(storage, QUEUE, "next-1", "next-2", "next-3")
 
     calls = [
-        storage.ack_call(QUEUE, PROCESS_ID, "a", 2),
-        storage.ack_call(QUEUE, PROCESS_ID, "b", 0),
-        storage.ack_call(QUEUE, PROCESS_ID, "c", 2),
+        storage.ack_call(QUEUE, PROCESS_ID, "a", 2, unique=None),
+        storage.ack_call(QUEUE, PROCESS_ID, "b", 0, unique=None),
+        storage.ack_call(QUEUE, PROCESS_ID, "c", 2, unique=None),
     ]
     outcomes = _finish(storage, calls)
 
@@ -62,8 +62,8 @@ def test_lost_ack_claims_nothing(storage: Storage, redis_client: redis.Redis) ->
     outcomes = _finish(
         storage,
         [
-            storage.ack_call(QUEUE, PROCESS_ID, "lost", 1),
-            storage.ack_call(QUEUE, PROCESS_ID, "kept", 1),
+            storage.ack_call(QUEUE, PROCESS_ID, "lost", 1, unique=None),
+            storage.ack_call(QUEUE, PROCESS_ID, "kept", 1, unique=None),
         ],
     )
 
@@ -85,8 +85,8 @@ def test_acks_of_two_queues_split(storage: Storage, redis_client: redis.Redis) -
     outcomes = _finish(
         storage,
         [
-            storage.ack_call(QUEUE, PROCESS_ID, "here", 1),
-            storage.ack_call(other, PROCESS_ID, "there", 1),
+            storage.ack_call(QUEUE, PROCESS_ID, "here", 1, unique=None),
+            storage.ack_call(other, PROCESS_ID, "there", 1, unique=None),
         ],
     )
 
@@ -104,10 +104,36 @@ def test_bad_job_key_spares_other_acks(storage: Storage, redis_client: redis.Red
 
     outcomes = _finish(
         storage,
-        [storage.ack_call(QUEUE, PROCESS_ID, job_id, 0) for job_id in ("first", "damaged", "last")],
+        [
+            storage.ack_call(QUEUE, PROCESS_ID, job_id, 0, unique=None)
+            for job_id in ("first", "damaged", "last")
+        ],
     )
 
     assert outcomes == [(True, []), (True, []), (True, [])]
     assert redis_client.hget(keys.stats, "succeeded") == b"3"
     assert redis_client.llen(keys.processing(PROCESS_ID)) == 0
     assert redis_client.exists(keys.job("damaged")) == 0
+
+
+def test_acks_free_the_unique_fields_read_at_claim(
+    storage: Storage, redis_client: redis.Redis
+) -> None:
+    enqueue_ids(storage, QUEUE, "held", "taken-over", "plain")
+    keys = storage.keys(QUEUE)
+    redis_client.hset(keys.job("held"), "unique", "report:1")
+    redis_client.hset(keys.job("taken-over"), "unique", "report:2")
+    # A later job took over the key of "taken-over", as after its hash vanished.
+    redis_client.hset(keys.unique, mapping={"report:1": "held", "report:2": "newer"})
+
+    claimed = storage.claim(QUEUE, PROCESS_ID, 3).jobs
+    fields = {job.id: job.unique for job in claimed}
+    assert fields == {"held": b"report:1", "taken-over": b"report:2", "plain": None}
+
+    outcomes = _finish(
+        storage,
+        [storage.ack_call(QUEUE, PROCESS_ID, job.id, 0, unique=job.unique) for job in claimed],
+    )
+
+    assert outcomes == [(True, []), (True, []), (True, [])]
+    assert redis_client.hgetall(keys.unique) == {b"report:2": b"newer"}

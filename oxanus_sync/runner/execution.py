@@ -364,7 +364,7 @@ class JobExecutor:
         throttle = self.queue.config.throttle
         if outcome.succeeded:
             call = self.storage.ack_call(
-                self.queue.name, self.process_id, job.id, claim_next, throttle
+                self.queue.name, self.process_id, job.id, claim_next, throttle, unique=job.unique
             )
             return self._batcher.submit(call)
 

@@ -17,7 +17,16 @@ from oxanus_sync.storage.records import (
 )
 
 # The fields that claim_jobs in lua/_common.lua reads after each job id, in order.
-CLAIM_FIELDS = ["payload", "attempt", "reclaims", "enqueued_at", "due_at", "sig", "state"]
+CLAIM_FIELDS = [
+    "payload",
+    "attempt",
+    "reclaims",
+    "enqueued_at",
+    "due_at",
+    "sig",
+    "state",
+    "unique",
+]
 _CLAIM_WIDTH = 1 + len(CLAIM_FIELDS)
 
 
@@ -50,8 +59,9 @@ def parse_claimed(keys: QueueKeys, raw: Sequence[Any]) -> list[ClaimedJob]:
     jobs = []
     for i in range(0, len(raw), width):
         entry = raw[i : i + width]
-        job_id, payload, attempt, reclaims, enqueued_at, due_at, signature, state = entry[:8]
-        member = entry[8] if keys.family else None
+        job_id, payload, attempt, reclaims, enqueued_at, due_at = entry[:6]
+        signature, state, unique = entry[6:_CLAIM_WIDTH]
+        member = entry[_CLAIM_WIDTH] if keys.family else None
         if payload is not None:
             try:
                 jobs.append(
@@ -65,6 +75,8 @@ def parse_claimed(keys: QueueKeys, raw: Sequence[Any]) -> list[ClaimedJob]:
                         int(due_at) if due_at else None,
                         signature,
                         state,
+                        None,
+                        unique,
                     )
                 )
                 continue
@@ -86,6 +98,7 @@ def parse_claimed(keys: QueueKeys, raw: Sequence[Any]) -> list[ClaimedJob]:
                 signature=signature,
                 state=state,
                 problem="; ".join(problems) or None,
+                unique=unique,
             )
         )
     return jobs

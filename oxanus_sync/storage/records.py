@@ -32,6 +32,7 @@ class ClaimedJob(NamedTuple):
     `attempt` counts earlier failed attempts; times are milliseconds on the server's clock.
     `problem` says why the job hash could not be read (a field that is not a number, or no
     payload), in which case the Runner sends the job to the dead set without running it.
+    `unique` is the job's field in its queue's unique hash, None for a job without a unique key.
     A named tuple, because the Runner builds one per job.
     """
 
@@ -45,6 +46,7 @@ class ClaimedJob(NamedTuple):
     signature: bytes | None = None
     state: bytes | None = None
     problem: str | None = None
+    unique: bytes | None = None
 
 
 class Claim(NamedTuple):

@@ -42,8 +42,10 @@ from oxanus_sync.storage.scripts import (
 )
 from oxanus_sync.storage.wire import exchange
 
-# Arguments of ack.lua shared by every job of one call. Each job then adds its id and claim count.
+# Arguments of ack.lua shared by every job of one call. Each job then adds its id, claim count
+# and unique field, and an ack call holds one job's, the claim count at ACK_CLAIM_ARG.
 ACK_SHARED_ARGS = 4
+ACK_CLAIM_ARG = ACK_SHARED_ARGS + 1
 
 # Queue and process pairs whose ack keys are kept; a Runner has one per queue or family.
 ACK_HEADS_KEPT = 1024
@@ -305,18 +307,21 @@ class Storage:
         job_id: str,
         claim_next: int,
         throttle: Throttle | None = None,
+        *,
+        unique: bytes | str | None,
     ) -> FinishCall:
         """Build the call that finishes a succeeded job, for `finish` or `finish_many`.
 
-        The script also claims up to `claim_next` more jobs, through `throttle`, while the
-        process's lease is valid.
+        `unique` is the job's field in the unique hash, `ClaimedJob.unique`, which the script
+        frees. The script also claims up to `claim_next` more jobs, through `throttle`, while
+        the process's lease is valid.
         """
         head = self._ack_heads.get((queue, process_id, throttle))
         if head is None:
             head = self._ack_head(queue, process_id, throttle)
         keys, script_keys, shared_args = head
         return FinishCall(
-            keys, self._script["ack"], script_keys, [*shared_args, job_id, claim_next]
+            keys, self._script["ack"], script_keys, [*shared_args, job_id, claim_next, unique or ""]
         )
 
     def _ack_head(
@@ -420,7 +425,7 @@ class Storage:
             elif script is ack:
                 claimed = parse_claimed(keys, reply[0])
                 for index, owned in zip(indexes, reply[1], strict=True):
-                    share = int(calls[index].args[-1]) if owned else 0
+                    share = int(calls[index].args[ACK_CLAIM_ARG]) if owned else 0
                     by_call[index] = (bool(owned), claimed[:share])
                     del claimed[:share]
             else:

@@ -44,8 +44,8 @@ end
 -- with the same type and key can be enqueued. Call it before the job hash is deleted or the job
 -- goes dead.
 local function release_unique(unique, job_key, id)
-  -- A job key that is not a hash (edited by hand) has no unique field. pcall keeps it from
-  -- failing the other jobs that ack.lua finishes in the same call.
+  -- A job key that is not a hash (edited by hand) has no unique field, and pcall keeps its
+  -- WRONGTYPE error from failing the script.
   local field = redis.pcall('HGET', job_key, 'unique')
   if type(field) == 'string' and redis.call('HGET', unique, field) == id then
     redis.call('HDEL', unique, field)
@@ -95,8 +95,8 @@ local function move_next_ready(ready, active, processing)
 end
 
 -- Claim up to `count` ready jobs into `processing` and return, for each job, its id followed
--- by the job hash fields payload, attempt, reclaims, enqueued_at, due_at, sig and state, and
--- in a queue family (`active` given) its member. An id whose hash is gone (the job was
+-- by the job hash fields payload, attempt, reclaims, enqueued_at, due_at, sig, state and
+-- unique, and in a queue family (`active` given) its member. An id whose hash is gone (the job was
 -- deleted) is dropped on the way. `throttle` is {key, limit, window in ms}: with a limit
 -- above 0, each claimed job is an admission and the count is cut to what the window admits.
 -- Also returns the ms to wait before the throttle admits another job, 0 when it was not the
@@ -119,12 +119,12 @@ local function claim_jobs(ready, processing, job_prefix, count, throttle, active
     end
 
     local fields = id and redis.call('HMGET', job_prefix .. id,
-      'payload', 'attempt', 'reclaims', 'enqueued_at', 'due_at', 'sig', 'state')
+      'payload', 'attempt', 'reclaims', 'enqueued_at', 'due_at', 'sig', 'state', 'unique')
     -- A hash without a payload is claimed all the same, so that its Runner sends it to the
     -- dead set with the reason. Only an id whose hash is gone is dropped.
     if fields and (fields[1] or redis.call('EXISTS', job_prefix .. id) == 1) then
       claimed[#claimed + 1] = id
-      for i = 1, 7 do
+      for i = 1, 8 do
         claimed[#claimed + 1] = fields[i]
       end
       if active then
