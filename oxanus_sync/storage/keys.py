@@ -17,7 +17,8 @@ Per queue:
 | `P:{Q}:scheduled`           | ZSET | job id -> due time, for jobs enqueued with a delay         |
 | `P:{Q}:retry`               | ZSET | job id -> due time, for failed jobs waiting to retry       |
 | `P:{Q}:dead`                | ZSET | job id -> time it went dead                                |
-| `P:{Q}:stats`               | HASH | counters: processed, succeeded, failed, retried, dead      |
+| `P:{Q}:stats`               | HASH | counters: succeeded, failed, retried, dead, timed_out,     |
+|                             |      | cancelled; processed is read as succeeded + failed         |
 | `P:{Q}:cron`                | HASH | periodic job name -> last tick that fired or was skipped   |
 | `P:{Q}:unique`              | HASH | unique field -> id of the job holding it (see below)       |
 | `P:{Q}:throttle`            | ZSET | "<time>:<job id>" -> time, one per job start admitted in   |

@@ -140,7 +140,8 @@ def parse_counts(queue: str, raw: Sequence[Any]) -> QueueCounts:
         running=int(running),
         orphaned=int(orphaned),
         latency_ms=int(latency),
-        processed=counters.get("processed", 0),
+        # Every finished attempt either succeeded or failed, so the sum is not stored.
+        processed=counters.get("succeeded", 0) + counters.get("failed", 0),
         succeeded=counters.get("succeeded", 0),
         failed=counters.get("failed", 0),
         retried=counters.get("retried", 0),

@@ -35,7 +35,6 @@ for i = 5, #ARGV, 3 do
 end
 
 if finished > 0 then
-  redis.call('HINCRBY', KEYS[2], 'processed', finished)
   redis.call('HINCRBY', KEYS[2], 'succeeded', finished)
 end
 if to_claim == 0 or not lease_valid(KEYS[4], ARGV[2]) then

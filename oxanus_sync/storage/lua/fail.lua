@@ -21,7 +21,6 @@ end
 local now = now_ms()
 increment_field(job_key, 'attempt')
 redis.call('HSET', job_key, 'error', ARGV[4])
-redis.call('HINCRBY', stats, 'processed', 1)
 redis.call('HINCRBY', stats, 'failed', 1)
 if ARGV[12] == '1' then
   redis.call('HINCRBY', stats, 'timed_out', 1)

@@ -25,13 +25,11 @@ local mode = ARGV[2]
 local has_record = redis.call('EXISTS', KEYS[7]) == 1
 if has_record and redis.call('HGET', KEYS[7], 'status') == 'canceled' then
   redis.call('DEL', KEYS[2])
-  redis.call('HINCRBY', KEYS[3], 'processed', 1)
   redis.call('HINCRBY', KEYS[3], 'failed', 1)
   return 1
 end
 redis.call('HINCRBY', KEYS[2], 'attempt', 1)
 redis.call('HSET', KEYS[2], 'error', ARGV[4])
-redis.call('HINCRBY', KEYS[3], 'processed', 1)
 redis.call('HINCRBY', KEYS[3], 'failed', 1)
 if has_record then
   redis.call('HSET', KEYS[7], 'retries_left', ARGV[7], 'exc_info', ARGV[5])

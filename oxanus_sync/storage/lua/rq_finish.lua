@@ -15,7 +15,6 @@ if redis.call('LREM', KEYS[1], -1, ARGV[1]) == 0 then
 end
 
 redis.call('DEL', KEYS[2])
-redis.call('HINCRBY', KEYS[3], 'processed', 1)
 redis.call('HINCRBY', KEYS[3], 'succeeded', 1)
 -- The job was deleted while it ran: there is nothing left to record it in.
 if redis.call('EXISTS', KEYS[4]) == 0 or redis.call('HGET', KEYS[4], 'status') == 'canceled' then
