@@ -106,6 +106,13 @@ class JobExecutor:
         with self._lock:
             self._claimed.discard(job_id)
 
+    def _hand_over(self, job_id: str, next_jobs: list[ClaimedJob]) -> None:
+        # The recorded job leaves the claimed ids and the jobs claimed in its place join them.
+        with self._lock:
+            self._claimed.discard(job_id)
+            for next_job in next_jobs:
+                self._claimed.add(next_job.id)
+
     def run_chain(self, job: ClaimedJob | None) -> None:
         """Run `job`, then each next job claimed while recording the previous outcome."""
         while job is not None:
@@ -150,8 +157,7 @@ class JobExecutor:
             return None
         claim_next = 0 if self.stopping.is_set() else 1
         owned, next_jobs = self._record_until_done(job, job_type, outcome, claim_next)
-        self.track(next_jobs)
-        self._untrack(job.id)
+        self._hand_over(job.id, next_jobs)
         self._log_outcome(job, job_type, outcome, owned, duration_ms)
         return next_jobs[0] if next_jobs else None
 
