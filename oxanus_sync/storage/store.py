@@ -845,24 +845,26 @@ def _merge_acks(
     calls: Sequence[FinishCall], ack: Script
 ) -> tuple[list[tuple[Script, list[KeyOrArg], list[KeyOrArg]]], list[list[int]]]:
     # Return the script calls that carry `calls`, and for each the indexes of the calls in it.
-    # Acks with the same keys and leading arguments (queue, process, throttle) become one call
-    # with several job ids. Every other call is sent as it is.
+    # Acks of one queue, process and throttle become one call with several job ids. Every
+    # other call is sent as it is. Storage.ack_call gives the acks of one queue, process and
+    # throttle the same list of keys, so the list's identity names the group, and the calls
+    # keep those lists alive while they are merged.
     if len(calls) == 1:
         return [(calls[0].script, calls[0].keys, calls[0].args)], [[0]]
 
     sent: list[tuple[Script, list[KeyOrArg], list[KeyOrArg]]] = []
     senders: list[list[int]] = []
-    ack_slots: dict[tuple[KeyOrArg, ...], int] = {}
+    ack_slots: dict[int, int] = {}
     for index, call in enumerate(calls):
         if call.script is not ack:
             sent.append((call.script, call.keys, call.args))
             senders.append([index])
             continue
 
-        shared = (*call.keys, *call.args[:ACK_SHARED_ARGS])
-        slot = ack_slots.get(shared)
+        group = id(call.keys)
+        slot = ack_slots.get(group)
         if slot is None:
-            ack_slots[shared] = len(sent)
+            ack_slots[group] = len(sent)
             sent.append((ack, call.keys, list(call.args)))
             senders.append([index])
         else:
