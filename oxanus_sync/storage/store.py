@@ -43,11 +43,11 @@ from oxanus_sync.storage.scripts import (
 from oxanus_sync.storage.wire import exchange
 
 # Arguments of ack.lua shared by every job of one call. Each job then adds its id, claim count
-# and unique field, and an ack call holds one job's, the claim count at ACK_CLAIM_ARG.
+# and unique field. In the call of one job, the claim count is at ACK_CLAIM_ARG.
 ACK_SHARED_ARGS = 4
 ACK_CLAIM_ARG = ACK_SHARED_ARGS + 1
 
-# Queue and process pairs whose ack keys are kept; a Runner has one per queue or family.
+# Ack keys kept per queue, process and throttle. A Runner needs one entry per queue or family.
 ACK_HEADS_KEPT = 1024
 
 # Jobs per enqueue script call; bounded because Lua's unpack() has a stack limit near 8,000.
@@ -845,10 +845,9 @@ def _merge_acks(
     calls: Sequence[FinishCall], ack: Script
 ) -> tuple[list[tuple[Script, list[KeyOrArg], list[KeyOrArg]]], list[list[int]]]:
     # Return the script calls that carry `calls`, and for each the indexes of the calls in it.
-    # Acks of one queue, process and throttle become one call with several job ids. Every
-    # other call is sent as it is. Storage.ack_call gives the acks of one queue, process and
-    # throttle the same list of keys, so the list's identity names the group, and the calls
-    # keep those lists alive while they are merged.
+    # Acks of one queue, process and throttle become one call with several job ids, and every
+    # other call is sent as it is. Storage.ack_call gives such acks one shared key list, so
+    # the list's identity names the group. The calls keep their lists alive meanwhile.
     if len(calls) == 1:
         return [(calls[0].script, calls[0].keys, calls[0].args)], [[0]]
 
