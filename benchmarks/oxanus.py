@@ -184,10 +184,16 @@ class OxanusSync(JobSystem):
 
     def _worker_command(self, mode: str, namespace: str, concurrency: int) -> list[str]:
         return [
-            sys.executable, "-m", WORKER_MODULE, mode,
-            "--url", self.url,
-            "--namespace", namespace,
-            "--concurrency", str(concurrency),
+            sys.executable,
+            "-m",
+            WORKER_MODULE,
+            mode,
+            "--url",
+            self.url,
+            "--namespace",
+            namespace,
+            "--concurrency",
+            str(concurrency),
         ]
 
     def _drain(self, jobs: Sequence[Worker], concurrency: int, *options: str) -> dict[str, Any]:
@@ -202,8 +208,10 @@ class OxanusSync(JobSystem):
             command = [
                 *self.drain_command_prefix,
                 *self._worker_command("drain", client.namespace, concurrency),
-                "--count", str(count),
-                "--timeout", str(DRAIN_TIMEOUT_S),
+                "--count",
+                str(count),
+                "--timeout",
+                str(DRAIN_TIMEOUT_S),
                 *options,
             ]
             result = run_drain_subprocess(command, "drain Runner")

@@ -110,8 +110,7 @@ def drain(
         if time.perf_counter() > deadline:
             runner.stop()
             raise TimeoutError(
-                f"the Runner processed {runner.stats.processed} of {count} jobs "
-                f"in {timeout_s:g} s"
+                f"the Runner processed {runner.stats.processed} of {count} jobs in {timeout_s:g} s"
             )
         if rss_warm is None and warm_count > 0 and runner.stats.processed >= warm_count:
             rss_warm = rss_bytes()
@@ -241,9 +240,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--url", required=True, help="Redis URL")
     parser.add_argument("--namespace", required=True, help="oxanus_sync key namespace")
     parser.add_argument("--concurrency", type=int, default=8, help="threads of the queue")
-    parser.add_argument(
-        "--count", type=int, default=0, help="drain: number of jobs to wait for"
-    )
+    parser.add_argument("--count", type=int, default=0, help="drain: number of jobs to wait for")
     parser.add_argument(
         "--timeout", type=float, default=300.0, help="drain: maximum wait in seconds"
     )

@@ -129,8 +129,10 @@ class PeerSystem(JobSystem):
             self.enqueue_for_drain(count, job_sleep_s)
             command = [
                 *self._worker_command("drain", concurrency),
-                "--count", str(count),
-                "--timeout", str(DRAIN_TIMEOUT_S),
+                "--count",
+                str(count),
+                "--timeout",
+                str(DRAIN_TIMEOUT_S),
             ]
             result = run_drain_subprocess(command, f"{self.name} drain worker")
             if result["processed"] != count:
@@ -187,9 +189,15 @@ class PeerSystem(JobSystem):
 
     def _worker_command(self, mode: str, concurrency: int) -> list[str]:
         return [
-            sys.executable, "-m", "benchmarks.peer_worker", self.worker_module, mode,
-            "--url", self.url,
-            "--concurrency", str(concurrency),
+            sys.executable,
+            "-m",
+            "benchmarks.peer_worker",
+            self.worker_module,
+            mode,
+            "--url",
+            self.url,
+            "--concurrency",
+            str(concurrency),
         ]
 
     @contextmanager

@@ -45,9 +45,7 @@ def _declare_actors(broker: RedisBroker) -> _Actors:
     """Declare the benchmark jobs as actors of `broker`, with Dramatiq's default options."""
     return _Actors(
         noop=dramatiq.actor(peer.noop, broker=broker, queue_name=QUEUE_NAME, actor_name="noop"),
-        sleep=dramatiq.actor(
-            peer.sleep, broker=broker, queue_name=QUEUE_NAME, actor_name="sleep"
-        ),
+        sleep=dramatiq.actor(peer.sleep, broker=broker, queue_name=QUEUE_NAME, actor_name="sleep"),
         record_start=dramatiq.actor(
             peer.record_start, broker=broker, queue_name=QUEUE_NAME, actor_name="record_start"
         ),
@@ -159,4 +157,3 @@ def build_worker(
     # Dramatiq's delayed messages need no separate scheduler: the worker consumes the delay
     # queue and keeps each message until it is due.
     return _DramatiqWorker(url, concurrency, on_complete)
-

@@ -73,8 +73,7 @@ def summarize_raw_profile(lines: Iterable[str]) -> str:
     report += [f"  {100 * n / total:5.1f}%  {name}" for name, n in per_package.most_common()]
     report.append(f"functions with the most samples of their own (top {TOP_FUNCTIONS}):")
     report += [
-        f"  {100 * n / total:5.1f}%  {name}"
-        for name, n in per_function.most_common(TOP_FUNCTIONS)
+        f"  {100 * n / total:5.1f}%  {name}" for name, n in per_function.most_common(TOP_FUNCTIONS)
     ]
     return "\n".join(report)
 

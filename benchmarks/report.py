@@ -50,9 +50,7 @@ def summarize(system: str, runs: Sequence[Sequence[Measurement]]) -> list[Row]:
 def order_by_workload(rows: Sequence[Row], systems: Sequence[str]) -> list[Row]:
     """Return `rows` grouped by workload, in first-seen order, and by `systems` within each."""
     workloads = list(dict.fromkeys(row.workload for row in rows))
-    return sorted(
-        rows, key=lambda row: (workloads.index(row.workload), systems.index(row.system))
-    )
+    return sorted(rows, key=lambda row: (workloads.index(row.workload), systems.index(row.system)))
 
 
 def format_table(rows: Sequence[Row], baseline: str | None = None) -> str:

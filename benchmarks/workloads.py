@@ -173,9 +173,7 @@ def measure_drain_sleep_high(
     return _drain_sleep(metric, system, sizes.drain_sleep_high, HIGH_CONCURRENCY)
 
 
-def _drain_sleep(
-    metric: str, system: JobSystem, count: int, concurrency: int
-) -> list[Measurement]:
+def _drain_sleep(metric: str, system: JobSystem, count: int, concurrency: int) -> list[Measurement]:
     require_concurrency(system, concurrency)
     result = system.drain(count, concurrency, job_sleep_s=SLEEP_JOB_S)
     rate = count / result.elapsed_s
@@ -186,24 +184,18 @@ def _drain_sleep(
     ]
 
 
-def measure_redis_memory(
-    system: JobSystem, sizes: Sizes, rng: random.Random
-) -> list[Measurement]:
+def measure_redis_memory(system: JobSystem, sizes: Sizes, rng: random.Random) -> list[Measurement]:
     bytes_per_job = system.redis_memory_per_job(sizes.redis_memory)
     return [Measurement("redis_memory_per_job", bytes_per_job, "bytes")]
 
 
-def measure_small_backlog(
-    system: JobSystem, sizes: Sizes, rng: random.Random
-) -> list[Measurement]:
+def measure_small_backlog(system: JobSystem, sizes: Sizes, rng: random.Random) -> list[Measurement]:
     count = sizes.small_backlog
     result = system.drain(count, usable_concurrency(system, CONCURRENCY), job_sleep_s=0.0)
     return [Measurement("drain_small_backlog", count / result.elapsed_s, "jobs/s")]
 
 
-def measure_large_backlog(
-    system: JobSystem, sizes: Sizes, rng: random.Random
-) -> list[Measurement]:
+def measure_large_backlog(system: JobSystem, sizes: Sizes, rng: random.Random) -> list[Measurement]:
     count = sizes.large_backlog
     result = system.long_drain(count, CONCURRENCY, WARM_JOBS)
     return [
@@ -217,9 +209,7 @@ def measure_large_backlog(
     ]
 
 
-def measure_runner_memory(
-    system: JobSystem, sizes: Sizes, rng: random.Random
-) -> list[Measurement]:
+def measure_runner_memory(system: JobSystem, sizes: Sizes, rng: random.Random) -> list[Measurement]:
     count = sizes.runner_memory
     result = system.long_drain(count, CONCURRENCY, WARM_JOBS)
     return [
@@ -234,9 +224,7 @@ def measure_runner_memory(
     ]
 
 
-def measure_start_latency(
-    system: JobSystem, sizes: Sizes, rng: random.Random
-) -> list[Measurement]:
+def measure_start_latency(system: JobSystem, sizes: Sizes, rng: random.Random) -> list[Measurement]:
     gaps_s = [rng.uniform(*LATENCY_GAP_S) for _ in range(sizes.start_latency)]
     latencies_s = system.start_latencies(usable_concurrency(system, CONCURRENCY), gaps_s)
     return _percentiles("start_latency", latencies_s)

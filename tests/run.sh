@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Run the project's checks: ruff, mypy and pytest. Arguments are passed to pytest.
+# Run the project's checks: ruff's linter and formatter, mypy and pytest. Arguments are passed
+# to pytest.
 #
 # Creates .venv in the repository root on first use, with $PYTHON (default python3,
 # which must be Python 3.11 or newer). Tests use REDIS_URL when it is set, else start
@@ -25,6 +26,9 @@ done
 
 echo "== ruff check ${lint_paths[*]}"
 .venv/bin/ruff check "${lint_paths[@]}"
+
+echo "== ruff format --check ${lint_paths[*]}"
+.venv/bin/ruff format --check "${lint_paths[@]}"
 
 echo "== mypy --strict oxanus_sync"
 .venv/bin/mypy --strict oxanus_sync
