@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import redis
 
+from oxanus_sync.devserver import find_or_start
 from oxanus_sync.storage.store import FinishCall, Storage
 from tests.helpers import enqueue_ids, leased_storage
 
@@ -137,3 +138,34 @@ def test_acks_free_the_unique_fields_read_at_claim(
 
     assert outcomes == [(True, []), (True, []), (True, [])]
     assert redis_client.hgetall(keys.unique) == {b"report:2": b"newer"}
+
+
+def test_ack_and_claim_make_seven_redis_calls() -> None:
+    # Redis runs the calls of the per-job script for every job, so their count is kept in
+    # view. INFO commandstats needs a server of its own: a shared one counts other clients too.
+    with find_or_start(None) as server:
+        client = redis.Redis.from_url(server.url)
+        try:
+            storage = leased_storage(client, "calls", [QUEUE], PROCESS_ID)
+            enqueue_ids(storage, QUEUE, "done", "next")
+            [claimed] = storage.claim(QUEUE, PROCESS_ID, 1).jobs
+            call = storage.ack_call(QUEUE, PROCESS_ID, claimed.id, 1, unique=claimed.unique)
+            client.config_resetstat()
+
+            outcomes = _finish(storage, [call])
+            stats = client.info("commandstats")
+        finally:
+            client.close()
+
+    assert outcomes == [(True, ["next"])]
+    scripts = {"cmdstat_evalsha", "cmdstat_eval", "cmdstat_config|resetstat"}
+    inner = {name: entry["calls"] for name, entry in stats.items() if name not in scripts}
+    assert inner == {
+        "cmdstat_lrem": 1,
+        "cmdstat_del": 1,
+        "cmdstat_hincrby": 1,
+        "cmdstat_zscore": 1,
+        "cmdstat_time": 1,
+        "cmdstat_lmove": 1,
+        "cmdstat_hmget": 1,
+    }
