@@ -40,6 +40,14 @@ local function throttle_admit(throttle, window_ms, now, id)
   redis.call('PEXPIRE', throttle, window_ms + 1000)
 end
 
+-- Delete `field` from the `unique` hash while it still maps to the job `id`. A field that
+-- another job took over stays.
+local function free_unique_field(unique, field, id)
+  if redis.call('HGET', unique, field) == id then
+    redis.call('HDEL', unique, field)
+  end
+end
+
 -- Release the unique key that the job `id` holds in the `unique` hash, if any, so that a new job
 -- with the same type and key can be enqueued. Call it before the job hash is deleted or the job
 -- goes dead.
@@ -47,8 +55,8 @@ local function release_unique(unique, job_key, id)
   -- A job key that is not a hash (edited by hand) has no unique field, and pcall keeps its
   -- WRONGTYPE error from failing the script.
   local field = redis.pcall('HGET', job_key, 'unique')
-  if type(field) == 'string' and redis.call('HGET', unique, field) == id then
-    redis.call('HDEL', unique, field)
+  if type(field) == 'string' then
+    free_unique_field(unique, field, id)
   end
 end
 
@@ -96,8 +104,8 @@ end
 
 -- Claim up to `count` ready jobs into `processing` and return, for each job, its id followed
 -- by the job hash fields payload, attempt, reclaims, enqueued_at, due_at, sig, state and
--- unique, and in a queue family (`active` given) its member. An id whose hash is gone (the job was
--- deleted) is dropped on the way. `throttle` is {key, limit, window in ms}: with a limit
+-- unique, and in a queue family (`active` given) its member. An id whose hash is gone (the job
+-- was deleted) is dropped on the way. `throttle` is {key, limit, window in ms}: with a limit
 -- above 0, each claimed job is an admission and the count is cut to what the window admits.
 -- Also returns the ms to wait before the throttle admits another job, 0 when it was not the
 -- throttle that stopped the claim.

@@ -6,9 +6,9 @@
 -- KEYS[1] processing list, KEYS[2] stats hash, KEYS[3] ready list, KEYS[4] leases set,
 -- KEYS[5] unique hash, KEYS[6] throttle set, KEYS[7] the active list of a queue family (absent
 -- for a static queue). ARGV[1] job key prefix, ARGV[2] process id, ARGV[3] throttle limit (0
--- when not throttled), ARGV[4] throttle window in ms, then for each job its id, how many jobs
--- to claim in its place (none unless the lease is valid) and its field in the unique hash, as
--- the claim read it ("" for a job without a unique key).
+-- when not throttled), ARGV[4] throttle window in ms. Then come three arguments per job. The
+-- first is its id, the second how many jobs to claim in its place, none unless the lease is
+-- valid. The third is its field in the unique hash as the claim read it, "" when it has none.
 -- Returns {claimed, owned}: the jobs claimed, as described at claim_jobs, and per job 1 when it
 -- was finished or 0 when its id was no longer in the processing list. A 0 means that the
 -- process's lease expired and another process took the job back, so this run must not count
@@ -22,10 +22,11 @@ for i = 5, #ARGV, 3 do
   if redis.call('LREM', KEYS[1], -1, id) == 0 then
     owned[#owned + 1] = 0
   else
-    -- A job's unique field never changes once it is set, so the one read at the claim holds.
+    -- A job's unique field never changes once it is set, so the one read at the claim is
+    -- still the job's own.
     local field = ARGV[i + 2]
-    if field ~= '' and redis.call('HGET', KEYS[5], field) == id then
-      redis.call('HDEL', KEYS[5], field)
+    if field ~= '' then
+      free_unique_field(KEYS[5], field, id)
     end
     redis.call('DEL', job_prefix .. id)
     owned[#owned + 1] = 1
