@@ -99,8 +99,10 @@ def drain(url: str, count: int, concurrency: int, sleep_s: float) -> tuple[float
 
 
 def report(started: float, elapsed_s: float, count: int, concurrency: int, sleep_s: float) -> str:
-    """Summarize the noted sleeps: the rate, the sleeps, the gaps between them, and the time
-    from `Runner.start()` (at `started`) to the first sleep of each thread."""
+    """Summarize the noted sleeps: the rate, the sleeps and the gaps between them.
+
+    Also give the time from `Runner.start()`, at `started`, to the first sleep of each thread.
+    """
     by_thread: dict[int, list[_Sleep]] = {}
     for sleep in sorted(_sleeps, key=lambda sleep: sleep.started):
         by_thread.setdefault(sleep.thread, []).append(sleep)
@@ -129,8 +131,8 @@ def report(started: float, elapsed_s: float, count: int, concurrency: int, sleep
     last_ended_ms = 1000 * (max(sleep.ended for sleep in _sleeps) - started)
     start_line = (
         f"from Runner.start() to the first sleep of a thread: {first_ms[0]:.2f} ms, "
-        f"of every thread: {first_ms[-1]:.2f} ms; drain counted done "
-        f"{1000 * elapsed_s - last_ended_ms:.2f} ms after the last sleep ended"
+        f"of every thread: {first_ms[-1]:.2f} ms. The drain ended "
+        f"{1000 * elapsed_s - last_ended_ms:.2f} ms after the last sleep"
     )
     return "\n".join(
         [

@@ -117,9 +117,7 @@ def test_bad_job_key_spares_other_acks(storage: Storage, redis_client: redis.Red
     assert redis_client.exists(keys.job("damaged")) == 0
 
 
-def test_acks_free_the_unique_fields_read_at_claim(
-    storage: Storage, redis_client: redis.Redis
-) -> None:
+def test_acks_free_unique_fields_from_claim(storage: Storage, redis_client: redis.Redis) -> None:
     enqueue_ids(storage, QUEUE, "held", "taken-over", "plain")
     keys = storage.keys(QUEUE)
     redis_client.hset(keys.job("held"), "unique", "report:1")
@@ -140,9 +138,9 @@ def test_acks_free_the_unique_fields_read_at_claim(
     assert redis_client.hgetall(keys.unique) == {b"report:2": b"newer"}
 
 
-def test_ack_and_claim_make_seven_redis_calls() -> None:
-    # Redis runs the calls of the per-job script for every job, so their count is kept in
-    # view. INFO commandstats needs a server of its own: a shared one counts other clients too.
+def test_ack_makes_seven_redis_calls() -> None:
+    # Redis runs the calls of the per-job script for every job, so a test guards their count.
+    # INFO commandstats needs a server of its own, because a shared one counts other clients.
     with find_or_start(None) as server:
         client = redis.Redis.from_url(server.url)
         try:

@@ -75,8 +75,7 @@ def parse_claimed(keys: QueueKeys, raw: Sequence[Any]) -> list[ClaimedJob]:
                         int(due_at) if due_at else None,
                         signature,
                         state,
-                        None,
-                        unique,
+                        unique=unique,
                     )
                 )
                 continue
